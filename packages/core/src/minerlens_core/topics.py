@@ -1,0 +1,19 @@
+"""Kafka topic names: the one place they are defined."""
+
+from __future__ import annotations
+
+SYSCALLS = "minerlens.syscalls.v1"
+"""Syscall batches and drop reports from the collectors, keyed by pod uid."""
+WINDOWS = "minerlens.windows.v1"
+"""Feature windows from the featurizer, keyed by pod uid."""
+VERDICTS = "minerlens.verdicts.v1"
+"""Per-window verdicts from the scorer, keyed by pod uid."""
+ALERTS = "minerlens.alerts.v1"
+"""OCSF Detection Findings, one open alert per pod, keyed by pod uid."""
+
+ALL = (SYSCALLS, WINDOWS, VERDICTS, ALERTS)
+
+
+def dead_letter(topic: str) -> str:
+    """Dead-letter topic of ``topic``: undecodable or invalid messages, with the reason in headers."""
+    return f"{topic}.dlq"

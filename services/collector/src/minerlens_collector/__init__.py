@@ -1,0 +1,1 @@
+"""minerlens collector: per-node kernel syscall capture, attributed to pods, streamed to Kafka."""

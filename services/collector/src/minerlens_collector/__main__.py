@@ -1,0 +1,11 @@
+"""Container entry point: ``python -m minerlens_collector`` runs the collector service."""
+
+import asyncio
+
+from minerlens_core.settings import IdentitySettings, KafkaSettings
+
+from minerlens_collector.runner import run_collector
+from minerlens_collector.settings import CollectorSettings
+
+if __name__ == "__main__":
+    asyncio.run(run_collector(CollectorSettings(), KafkaSettings(), IdentitySettings()))

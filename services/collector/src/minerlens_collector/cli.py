@@ -1,0 +1,160 @@
+"""Collector commands of the ``minerlens`` CLI: capture, pod, collector run/watch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from minerlens_core.errors import CaptureError
+from minerlens_core.settings import IdentitySettings, KafkaSettings
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from minerlens_collector.capture import PodLabel, capture_command, capture_existing
+from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.settings import CollectorSettings
+from minerlens_collector.watch import StreamView, watch_stream
+
+console = Console(stderr=True)
+collector_app = typer.Typer(help="The per-node collector service.", no_args_is_help=True)
+pod_app = typer.Typer(help="Emulated pods: real programs in kubelet-named cgroups.", no_args_is_help=True)
+
+
+def _split_pod(pod: str) -> tuple[str, str]:
+    namespace, sep, name = pod.partition("/")
+    if not sep or not namespace or not name:
+        msg = f"--pod must be NAMESPACE/NAME, got {pod!r}"
+        raise typer.BadParameter(msg)
+    return namespace, name
+
+
+def capture(
+    pod: Annotated[str, typer.Option(help="NAMESPACE/NAME of the emulated pod")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="trace file to write (.parquet)")],
+    command: Annotated[list[str] | None, typer.Argument(help="program to run in the pod (after --)")] = None,
+    seconds: Annotated[float, typer.Option(help="stop capturing after this long")] = 10.0,
+    label: Annotated[str, typer.Option(help="miner|benign|unknown")] = "unknown",
+    attach_cgroup: Annotated[Path | None, typer.Option(help="capture an existing cgroup directory")] = None,
+    pid: Annotated[int | None, typer.Option(help="capture an existing process and its threads")] = None,
+    source: Annotated[str, typer.Option(help="auto|tracefs|strace")] = "auto",
+    driver: Annotated[str, typer.Option(help="cgroup naming: cgroupfs|systemd")] = "cgroupfs",
+    cpu_limit: Annotated[float | None, typer.Option(help="CPU quota of the pod, in cores")] = None,
+) -> None:
+    """Capture a real program's syscalls as a pod and write a trace file."""
+    namespace, name = _split_pod(pod)
+    who = PodLabel(namespace, name, label=label)
+    try:
+        if command:
+            result = capture_command(
+                command, who, seconds=seconds, out=out, source_kind=source, driver=driver, cpu_limit=cpu_limit
+            )  # type: ignore[arg-type]
+        else:
+            result = capture_existing(
+                who, seconds=seconds, out=out, cgroup_dir=attach_cgroup, pid=pid, source_kind=source
+            )
+    except CaptureError as exc:
+        console.print(f"[red]capture failed:[/] {exc}")
+        raise typer.Exit(2) from None
+    top = ", ".join(f"{k}={v}" for k, v in list(result.per_syscall.items())[:8])
+    console.print(
+        f"[green]{pod}[/]: {result.events} syscalls in {result.seconds:.1f}s "
+        f"({result.events / max(result.seconds, 1e-9):,.0f}/s), lost {result.lost_events}; top: {top}"
+    )
+    console.print(f"wrote {result.path}")
+
+
+@pod_app.command("run")
+def pod_run(
+    pod: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
+    command: Annotated[list[str], typer.Argument(help="program to run in the pod (after --)")],
+    seconds: Annotated[float, typer.Option(help="stop the pod after this long (0 = when the program ends)")] = 0,
+    driver: Annotated[str, typer.Option(help="cgroupfs|systemd")] = "cgroupfs",
+    cpu_limit: Annotated[float | None, typer.Option(help="CPU quota in cores")] = None,
+) -> None:
+    """Run a program as an emulated pod (no capture: a running collector finds it like a kubelet pod)."""
+    namespace, name = _split_pod(pod)
+    with LocalPod(namespace, name, driver=driver, cpu_limit=cpu_limit) as p:  # type: ignore[arg-type]
+        spawned = p.spawn(command, stdout=None, stderr=None)
+        typer.echo(
+            json.dumps(
+                {
+                    "pod": pod,
+                    "uid": p.uid,
+                    "container_id": p.container_id,
+                    "pid": spawned.pid,
+                    "cgroup": p.cgroup_path,
+                }
+            ),
+            flush=True,
+        )
+        deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
+        try:
+            while spawned.proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+
+
+@collector_app.command("run")
+def collector_run(
+    seconds: Annotated[float | None, typer.Option(help="stop after this long (default: until SIGTERM)")] = None,
+) -> None:
+    """Run the collector service (configured by MINERLENS_COLLECTOR_* / MINERLENS_KAFKA_* variables)."""
+    from minerlens_collector.runner import run_collector
+
+    c = asyncio.run(run_collector(CollectorSettings(), KafkaSettings(), IdentitySettings(), seconds=seconds))
+    s = c.batcher.stats
+    console.print(
+        f"captured {s.events_in} events, batched {s.events_batched} in {s.batches} batches, "
+        f"published {c.publisher.sent_events}, unattributed {s.unattributed}, "
+        f"spool dropped {c.spool.dropped_events}"
+    )
+
+
+def _render(view: StreamView) -> Table:
+    table = Table("pod", "node", "batches", "syscalls", "rate/s", "lost", "dup", "gaps", "top syscalls")
+    for v in sorted(view.pods.values(), key=lambda v: v.pod):
+        span = ((v.last_ns or 0) - (v.first_ns or 0)) / 1e9 if v.first_ns else 0
+        rate = f"{v.syscalls / span:,.0f}" if span > 0 else "-"
+        top = ", ".join(f"{k} {100 * c / max(v.syscalls, 1):.0f}%" for k, c in v.top.most_common(4))
+        table.add_row(
+            v.pod,
+            v.node,
+            str(v.batches),
+            f"{v.syscalls:,}",
+            rate,
+            str(v.lost),
+            str(v.duplicates),
+            str(v.gaps),
+            top,
+        )
+    return table
+
+
+@collector_app.command("watch")
+def collector_watch(
+    seconds: Annotated[float, typer.Option(help="how long to watch")] = 30.0,
+    from_beginning: Annotated[bool, typer.Option(help="read the topic from its start")] = False,
+) -> None:
+    """Print, live, what reaches Kafka per pod: batches, syscalls, rate, losses, top syscalls."""
+    with Live(_render(StreamView()), console=Console(), refresh_per_second=2) as live:
+        view = asyncio.run(
+            watch_stream(
+                KafkaSettings(),
+                seconds=seconds,
+                from_beginning=from_beginning,
+                on_update=lambda v: live.update(_render(v)),
+            )
+        )
+        live.update(_render(view))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("capture")(capture)
+    app.add_typer(pod_app, name="pod")
+    app.add_typer(collector_app, name="collector")
