@@ -191,9 +191,7 @@ async def test_list_watch_modify_delete_evict_and_relist_after_410(api: FakeKube
         assert path == "/api/v1/pods"
         assert query == {"fieldSelector": f"spec.nodeName={NODE}"}
         assert auth == f"Bearer {TOKEN}"
-        assert cache.lookup(UID_A) == PodRef(
-            uid=UID_A, namespace="default", name="miner", labels={"app": "web"}
-        )
+        assert cache.lookup(UID_A) == PodRef(uid=UID_A, namespace="default", name="miner", labels={"app": "web"})
         assert cache.owner(UID_A) == Owner("ReplicaSet", "miner-rs")
         assert cache.container_name(f"containerd://{CID_A}") == "app"
         assert cache.container_name(CID_A) == "app"
@@ -244,9 +242,7 @@ async def test_list_watch_modify_delete_evict_and_relist_after_410(api: FakeKube
             {"fieldSelector": f"spec.nodeName={NODE}"},
             {**wq, "resourceVersion": "250"},
         ]
-        assert cache.lookup(UID_C) == PodRef(
-            uid=UID_C, namespace="default", name="newcomer", labels={"x": "y"}
-        )
+        assert cache.lookup(UID_C) == PodRef(uid=UID_C, namespace="default", name="newcomer", labels={"x": "y"})
         assert cache.lookup(UID_B) is not None  # missing from the re-list: deleted, but within grace
         await asyncio.sleep(0.25)
         assert cache.lookup(UID_B) is None
@@ -255,9 +251,7 @@ async def test_list_watch_modify_delete_evict_and_relist_after_410(api: FakeKube
     assert cache.lookup(UID_C) is not None  # stop() keeps the last known data
 
 
-async def test_watch_end_resumes_from_last_rv_and_resyncs_by_relist(
-    api: FakeKubeApi, kubeconfig: str
-) -> None:
+async def test_watch_end_resumes_from_last_rv_and_resyncs_by_relist(api: FakeKubeApi, kubeconfig: str) -> None:
     cache = PodMetadataCache(NODE, kubeconfig=kubeconfig)
     await cache.start()
     try:

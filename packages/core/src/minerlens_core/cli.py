@@ -37,9 +37,7 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug l
 @app.command("import")
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="input files, concatenated in order")],
-    fmt: Annotated[
-        str, typer.Option("--format", "-f", help="strace|perf|sysdig|lid-ds|tetragon|names")
-    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="strace|perf|sysdig|lid-ds|tetragon|names")],
     out: Annotated[Path, typer.Option("--out", "-o", help="canonical trace file to write (.parquet)")],
     arch: Annotated[str, typer.Option(help="architecture of the syscall numbers")] = host_arch().value,
     label: Annotated[str, typer.Option(help="miner|benign|unknown")] = "unknown",

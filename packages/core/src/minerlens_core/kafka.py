@@ -53,9 +53,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer
     return AIOKafkaProducer(**kwargs)
 
 
-def make_consumer(
-    settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any
-) -> AIOKafkaConsumer:
+def make_consumer(settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
     kwargs: dict[str, Any] = {
         "bootstrap_servers": settings.bootstrap,
         "client_id": settings.client_id,
