@@ -48,7 +48,8 @@ echo "== pods: batch/compress-0 (gzip compressing system binaries in a loop, CPU
 pids+=($!)
 sleep 1
 ( for _ in $(seq 1 50); do redis-cli -p "${REDIS_DEMO_PORT}" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  redis-benchmark -p "${REDIS_DEMO_PORT}" -q -c 4 -n 100000000 -t set,get,incr,lpush > /dev/null 2>&1 ) &
+  exec timeout "${SECONDS_TOTAL}" redis-benchmark -p "${REDIS_DEMO_PORT}" -q -c 4 -n 100000000 -t set,get,incr,lpush \
+      > /dev/null 2>&1 ) &
 pids+=($!)
 
 echo "== what reaches Kafka, per pod (topic minerlens.syscalls.v1):"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -78,6 +80,8 @@ def pod_run(
 ) -> None:
     """Run a program as an emulated pod (no capture: a running collector finds it like a kubelet pod)."""
     namespace, name = _split_pod(pod)
+    # SIGTERM must unwind through the context manager so the pod's processes and cgroups go away
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with LocalPod(namespace, name, driver=driver, cpu_limit=cpu_limit) as p:  # type: ignore[arg-type]
         spawned = p.spawn(command, stdout=None, stderr=None)
         typer.echo(
@@ -89,9 +93,9 @@ def pod_run(
                     "pid": spawned.pid,
                     "cgroup": p.cgroup_path,
                 }
-            ),
-            flush=True,
+            )
         )
+        sys.stdout.flush()
         deadline = time.monotonic() + seconds if seconds > 0 else float("inf")
         try:
             while spawned.proc.poll() is None and time.monotonic() < deadline:
@@ -117,11 +121,11 @@ def collector_run(
 
 
 def _render(view: StreamView) -> Table:
-    table = Table("pod", "node", "batches", "syscalls", "rate/s", "lost", "dup", "gaps", "top syscalls")
+    table = Table("pod", "node", "batches", "syscalls", "rate/s", "lost", "dup", "gaps", "top syscalls (share)")
     for v in sorted(view.pods.values(), key=lambda v: v.pod):
         span = ((v.last_ns or 0) - (v.first_ns or 0)) / 1e9 if v.first_ns else 0
         rate = f"{v.syscalls / span:,.0f}" if span > 0 else "-"
-        top = ", ".join(f"{k} {100 * c / max(v.syscalls, 1):.0f}%" for k, c in v.top.most_common(4))
+        top = " ".join(f"{k} {100 * c / max(v.syscalls, 1):.0f}%" for k, c in v.top.most_common(4))
         table.add_row(
             v.pod,
             v.node,
@@ -142,7 +146,8 @@ def collector_watch(
     from_beginning: Annotated[bool, typer.Option(help="read the topic from its start")] = False,
 ) -> None:
     """Print, live, what reaches Kafka per pod: batches, syscalls, rate, losses, top syscalls."""
-    with Live(_render(StreamView()), console=Console(), refresh_per_second=2) as live:
+    out = Console(width=None if sys.stdout.isatty() else 160)
+    with Live(_render(StreamView()), console=out, refresh_per_second=2) as live:
         view = asyncio.run(
             watch_stream(
                 KafkaSettings(),

@@ -10,7 +10,9 @@ its processes exactly as it would on a node. Everything it creates is removed on
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 Driver = Literal["cgroupfs", "systemd"]
 _V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "name=systemd")
 _CFS_PERIOD_US = 100_000
+REGISTRY_DIR = Path(os.environ.get("MINERLENS_LOCAL_POD_REGISTRY", "/run/minerlens/pods"))
+"""Emulated pods announce namespace/name here (as a kubelet's API would); see ``LocalPodRegistry``."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class LocalPod:
                     if not d.exists():
                         d.mkdir()
                         self._created.append(d)
+                        if self.uid.replace("-", "_") not in str(d) and self.uid not in str(d):
+                            _remember_created(d)  # a shared level (kubepods, QoS): the last pod out removes it
                 self._leaves.append(d)
         except OSError as exc:
             self.close()
@@ -128,6 +134,20 @@ class LocalPod:
             raise CaptureError(msg) from exc
         if self.cpu_limit is not None:
             self._set_cpu_limit(self.cpu_limit)
+        self._register()
+
+    def _register(self) -> None:
+        try:
+            REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
+            doc = {
+                "uid": self.uid,
+                "namespace": self.namespace,
+                "name": self.name,
+                "labels": {"minerlens/emulated": "true"},
+            }
+            (REGISTRY_DIR / f"{self.uid}.json").write_text(json.dumps(doc))
+        except OSError as exc:
+            log.debug("pod registry not writable: %s", exc)
 
     def _set_cpu_limit(self, cores: float) -> None:
         quota = max(1000, int(cores * _CFS_PERIOD_US))
@@ -233,7 +253,7 @@ class LocalPod:
                 proc.wait(timeout=2)
         for d in reversed(self._created):
             if d.exists() and any(c.is_dir() for c in d.iterdir()):
-                continue  # another pod still lives below this level
+                continue  # another pod still lives below this level; the last pod out removes it
             for _ in range(50):
                 try:
                     d.rmdir()
@@ -246,6 +266,40 @@ class LocalPod:
                 log.warning("could not remove cgroup %s", d)
         self._created.clear()
         self._leaves.clear()
+        _remove_abandoned()
+        (REGISTRY_DIR / f"{self.uid}.json").unlink(missing_ok=True)
+
+
+def _created_list() -> Path:
+    return REGISTRY_DIR / ".created-cgroups"
+
+
+def _remember_created(d: Path) -> None:
+    """Record a cgroup directory some LocalPod made (pods in other processes may outlive its maker)."""
+    with contextlib.suppress(OSError):
+        REGISTRY_DIR.mkdir(parents=True, exist_ok=True)
+        with _created_list().open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            f.write(f"{d}\n")
+
+
+def _remove_abandoned() -> None:
+    """Remove the shared levels (``kubepods``, ``kubepods/<qos>``...) LocalPods created, once no pod is left."""
+    with contextlib.suppress(OSError), _created_list().open("r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        paths = sorted({Path(x) for x in f.read().split()}, key=lambda p: len(p.parts), reverse=True)
+        kept = []
+        for d in paths:
+            if not d.exists():
+                continue
+            if not any(c.is_dir() for c in d.iterdir()):
+                with contextlib.suppress(OSError):
+                    d.rmdir()
+                    continue
+            kept.append(d)
+        f.seek(0)
+        f.truncate()
+        f.writelines(f"{d}\n" for d in kept)
 
 
 @dataclass

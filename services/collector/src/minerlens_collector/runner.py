@@ -12,6 +12,7 @@ from minerlens_core.settings import IdentitySettings, KafkaSettings
 from minerlens_core.syscalls import host_arch
 
 from minerlens_collector.http_api import make_app, serve
+from minerlens_collector.pod_registry import LocalPodRegistry
 from minerlens_collector.service import Collector
 from minerlens_collector.settings import CollectorSettings
 from minerlens_collector.source import open_source
@@ -41,7 +42,7 @@ async def run_collector(
         node=node,
         cluster=identity.cluster,
         arch=host_arch(),
-        pod_lookup=metadata.lookup if metadata else None,
+        pod_lookup=metadata.lookup if metadata else LocalPodRegistry(settings.local_pod_registry).lookup,
     )
     runner = await serve(make_app(collector.metrics.registry, collector.health), settings.http_host, settings.http_port)
     loop = asyncio.get_running_loop()

@@ -28,3 +28,6 @@ class CollectorSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9464, ge=0, le=65535)
     k8s_enrichment: bool = False
+    local_pod_registry: Path = Field(
+        default=Path("/run/minerlens/pods"), description="names of emulated pods when there is no Kubernetes API"
+    )
