@@ -33,4 +33,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
+.venv/bin/mypy
 MINERLENS_REQUIRE_SERVICES=1 MINERLENS_REQUIRE_KERNEL=1 .venv/bin/python -m pytest "$@"

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,19 @@ from minerlens_collector.settings import CollectorSettings
 from minerlens_collector.watch import StreamView, watch_stream
 
 console = Console(stderr=True)
+
+
+class SourceChoice(StrEnum):
+    auto = "auto"
+    tracefs = "tracefs"
+    strace = "strace"
+
+
+class DriverChoice(StrEnum):
+    cgroupfs = "cgroupfs"
+    systemd = "systemd"
+
+
 collector_app = typer.Typer(help="The per-node collector service.", no_args_is_help=True)
 pod_app = typer.Typer(help="Emulated pods: real programs in kubelet-named cgroups.", no_args_is_help=True)
 
@@ -43,8 +57,8 @@ def capture(
     label: Annotated[str, typer.Option(help="miner|benign|unknown")] = "unknown",
     attach_cgroup: Annotated[Path | None, typer.Option(help="capture an existing cgroup directory")] = None,
     pid: Annotated[int | None, typer.Option(help="capture an existing process and its threads")] = None,
-    source: Annotated[str, typer.Option(help="auto|tracefs|strace")] = "auto",
-    driver: Annotated[str, typer.Option(help="cgroup naming: cgroupfs|systemd")] = "cgroupfs",
+    source: Annotated[SourceChoice, typer.Option(help="capture source")] = SourceChoice.auto,
+    driver: Annotated[DriverChoice, typer.Option(help="cgroup naming")] = DriverChoice.cgroupfs,
     cpu_limit: Annotated[float | None, typer.Option(help="CPU quota of the pod, in cores")] = None,
 ) -> None:
     """Capture a real program's syscalls as a pod and write a trace file."""
@@ -53,8 +67,14 @@ def capture(
     try:
         if command:
             result = capture_command(
-                command, who, seconds=seconds, out=out, source_kind=source, driver=driver, cpu_limit=cpu_limit
-            )  # type: ignore[arg-type]
+                command,
+                who,
+                seconds=seconds,
+                out=out,
+                source_kind=source.value,
+                driver=driver.value,
+                cpu_limit=cpu_limit,
+            )
         else:
             result = capture_existing(
                 who, seconds=seconds, out=out, cgroup_dir=attach_cgroup, pid=pid, source_kind=source
@@ -75,14 +95,14 @@ def pod_run(
     pod: Annotated[str, typer.Argument(help="NAMESPACE/NAME")],
     command: Annotated[list[str], typer.Argument(help="program to run in the pod (after --)")],
     seconds: Annotated[float, typer.Option(help="stop the pod after this long (0 = when the program ends)")] = 0,
-    driver: Annotated[str, typer.Option(help="cgroupfs|systemd")] = "cgroupfs",
+    driver: Annotated[DriverChoice, typer.Option(help="cgroup naming")] = DriverChoice.cgroupfs,
     cpu_limit: Annotated[float | None, typer.Option(help="CPU quota in cores")] = None,
 ) -> None:
     """Run a program as an emulated pod (no capture: a running collector finds it like a kubelet pod)."""
     namespace, name = _split_pod(pod)
     # SIGTERM must unwind through the context manager so the pod's processes and cgroups go away
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    with LocalPod(namespace, name, driver=driver, cpu_limit=cpu_limit) as p:  # type: ignore[arg-type]
+    with LocalPod(namespace, name, driver=driver.value, cpu_limit=cpu_limit) as p:
         spawned = p.spawn(command, stdout=None, stderr=None)
         typer.echo(
             json.dumps(

@@ -36,4 +36,4 @@ def open_source(kind: Literal["auto", "tracefs", "strace"], *, instance: str, bu
             "tracefs is not usable here (not mounted, or no permission): falling back to strace. "
             "strace is 10-100x slower and slows the traced programs; mount tracefs for production use."
         )
-    return StraceSource()  # type: ignore[return-value]
+    return StraceSource()

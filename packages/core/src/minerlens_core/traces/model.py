@@ -71,11 +71,11 @@ class Trace:
     meta: TraceMeta
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     @property
     def syscalls(self) -> list[str]:
-        return self.table.column("syscall").to_pylist()
+        return [str(x) for x in self.table.column("syscall").to_pylist()]
 
 
 @dataclass
