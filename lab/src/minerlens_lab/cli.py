@@ -1,0 +1,151 @@
+"""``minerlens lab``: list the workload catalog, run it into a labelled dataset, verify a dataset."""
+
+from __future__ import annotations
+
+import fnmatch
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from minerlens_lab.manifest import RunRecord, verify
+from minerlens_lab.requirements import missing_requirements
+from minerlens_lab.workload import Workload
+
+console = Console(stderr=True)
+lab_app = typer.Typer(help="The workload lab: real miners and benign programs captured as pods.", no_args_is_help=True)
+
+
+def _catalog(pattern: str | None = None) -> list[Workload]:
+    from minerlens_lab.catalog import select
+
+    try:
+        return select(pattern)
+    except ImportError as exc:  # e.g. the miners' optional dependencies are not installed
+        console.print(f"[yellow]warning:[/] miner workloads unavailable ({exc}); benign workloads only")
+    from minerlens_lab.benign import benign_workloads
+
+    pats = [p.strip() for p in (pattern or "*").split(",") if p.strip()]
+    return [
+        w
+        for w in benign_workloads()
+        if any(fnmatch.fnmatch(w.name, p) or fnmatch.fnmatch(w.family, p) or w.label == p for p in pats)
+    ]
+
+
+@lab_app.command("list")
+def list_cmd(
+    workloads: Annotated[str | None, typer.Option(help="comma-separated globs on name/family, or a label")] = None,
+) -> None:
+    """The catalog: name, family, label, variant and whether it can run here."""
+    table = Table("name", "family", "label", "variant", "available", "description")
+    for w in _catalog(workloads):
+        missing = missing_requirements(w)
+        table.add_row(
+            w.name,
+            w.family,
+            w.label,
+            w.variant,
+            "[green]yes[/]" if not missing else f"[yellow]missing: {', '.join(missing)}[/]",
+            w.description,
+        )
+    Console(width=200).print(table)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@lab_app.command("run")
+def run_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory (traces/ + manifest.json/.csv)")],
+    workloads: Annotated[
+        str | None, typer.Option(help="comma-separated globs on name/family, or a label (miner|benign)")
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="capture length of each run")] = 10.0,
+    repeat: Annotated[int, typer.Option(min=1, help="runs per workload")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, help="threads per workload (default: all cores)")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="built binaries and inputs, kept across runs")] = None,
+    source: Annotated[str, typer.Option(help="capture source: auto|tracefs|strace")] = "auto",
+) -> None:
+    """Run workloads as pods, capture their syscalls, write labelled traces and a manifest."""
+    from minerlens_lab.runner import LabOptions, RunHooks, run_lab
+
+    selected = _catalog(workloads)
+    if not selected:
+        console.print(f"[red]no workload matches {workloads!r}[/]")
+        raise typer.Exit(2)
+    opts = LabOptions(out=out, seconds=seconds, repeat=repeat, source_kind=source, pattern=workloads)
+    if threads is not None:
+        opts.threads = threads
+    if cache_dir is not None:
+        opts.cache_dir = cache_dir
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up pods and servers on SIGTERM as on Ctrl-C
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    task = progress.add_task("lab", total=len(selected) * repeat)
+
+    def finished(r: RunRecord) -> None:
+        colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[r.status]
+        detail = f"{r.syscalls_per_s:,.0f} syscalls/s" if r.status == "ok" else r.error
+        progress.console.print(f"[{colour}]{r.status:7}[/] {r.workload} r{r.repeat}: {detail}")
+        progress.advance(task)
+
+    hooks = RunHooks(
+        started=lambda w, k: progress.update(task, description=f"{w.name} r{k}"),
+        finished=finished,
+    )
+    try:
+        with progress:
+            manifest = run_lab(selected, opts, hooks)
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/]: the manifest in {out} lists the runs that finished")
+        raise typer.Exit(130) from None
+    _summary(manifest.runs)
+    counts = manifest.counts()
+    console.print(
+        f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped -> {out / 'manifest.json'}"
+    )
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _summary(runs: list[RunRecord]) -> None:
+    table = Table("workload", "r", "status", "syscalls", "syscalls/s", "lost", "cpu cores", "top syscalls")
+    for r in runs:
+        table.add_row(
+            r.workload,
+            str(r.repeat),
+            r.status,
+            f"{r.syscalls:,}",
+            f"{r.syscalls_per_s:,.0f}",
+            str(r.lost_events),
+            "" if r.cpu_cores is None else f"{r.cpu_cores:.2f}",
+            ", ".join(f"{t.syscall}={t.count}" for t in r.top_syscalls) if r.status == "ok" else r.error[:80],
+        )
+    Console(width=200).print(table)
+
+
+@lab_app.command("verify")
+def verify_cmd(directory: Annotated[Path, typer.Argument(help="dataset directory written by 'lab run'")]) -> None:
+    """Check that a dataset's manifest matches its trace files (sha256, row counts, labels)."""
+    problems = verify(directory)
+    for p in problems:
+        console.print(f"[red]{p}[/]")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {directory} matches its manifest")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lab_app, name="lab")
