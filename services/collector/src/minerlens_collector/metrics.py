@@ -16,7 +16,11 @@ class CollectorMetrics:
         self.events_lost = Counter("minerlens_collector_events_lost", "events lost, by reason", ["reason"], registry=r)
         self.batches = Counter("minerlens_collector_batches", "syscall batches built", registry=r)
         self.drop_reports = Counter("minerlens_collector_drop_reports", "drop reports emitted", registry=r)
-        self.kafka_errors = Counter("minerlens_collector_kafka_errors", "failed produce attempts", registry=r)
+        self.kafka_errors = Counter(
+            "minerlens_collector_kafka_errors",
+            "failed or stalled (unacknowledged for stall_after_s) produce attempts",
+            registry=r,
+        )
         self.spool_bytes = Gauge("minerlens_collector_spool_bytes", "bytes waiting for Kafka", registry=r)
         self.spool_messages = Gauge("minerlens_collector_spool_messages", "messages waiting", registry=r)
         self.traced_tasks = Gauge("minerlens_collector_traced_tasks", "tasks seeded into the tracer", registry=r)

@@ -28,9 +28,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class _LossMarks:
+class _Marks:
+    """Counter values already turned into metrics or drop reports."""
+
     unattributed: int = 0
-    spool_events: int = 0
+    published: int = 0
+    kafka_errors: int = 0
 
 
 class Collector:
@@ -68,7 +71,7 @@ class Collector:
         self.publisher = Publisher(kafka, topic, self.spool)
         self._seeded: set[int] = set()
         self._stop = asyncio.Event()
-        self._marks = _LossMarks()
+        self._marks = _Marks()
         self._spool_drops_by_pod: Counter[str] = Counter()
         self.started_at = time.time()
         self.pods: set[str] = set()
@@ -97,8 +100,6 @@ class Collector:
             self.metrics.events_lost.labels("spool_overflow").inc(lost.events)
             if lost.pod_uid:
                 self._spool_drops_by_pod[lost.pod_uid] += lost.events
-        self.metrics.spool_bytes.set(self.spool.bytes)
-        self.metrics.spool_messages.set(len(self.spool))
 
     def _emit(self, batches: list[SyscallBatch]) -> None:
         for b in batches:
@@ -151,11 +152,16 @@ class Collector:
             if now >= next_loss:
                 self.report_losses()
                 next_loss = now + self.settings.drop_report_interval_s
-            self.metrics.kafka_connected.set(1 if self.publisher.connected else 0)
-            self.metrics.events_published.inc(self.publisher.sent_events - self._published_mark)
-            self._published_mark = self.publisher.sent_events
+            self._sync_publisher_metrics()
 
-    _published_mark = 0
+    def _sync_publisher_metrics(self) -> None:
+        p = self.publisher
+        self.metrics.kafka_connected.set(1 if p.connected else 0)
+        self.metrics.events_published.inc(p.sent_events - self._marks.published)
+        self.metrics.kafka_errors.inc(p.send_errors + p.stalls - self._marks.kafka_errors)
+        self._marks.published, self._marks.kafka_errors = p.sent_events, p.send_errors + p.stalls
+        self.metrics.spool_bytes.set(self.spool.bytes)
+        self.metrics.spool_messages.set(len(self.spool))
 
     def health(self) -> dict[str, object]:
         return {
