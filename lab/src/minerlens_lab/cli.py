@@ -15,6 +15,7 @@ from rich.table import Table
 
 from minerlens_lab.manifest import RunRecord, verify
 from minerlens_lab.requirements import missing_requirements
+from minerlens_lab.sample import make_sample
 from minerlens_lab.workload import Workload
 
 console = Console(stderr=True)
@@ -68,6 +69,9 @@ def run_cmd(
         str | None, typer.Option(help="comma-separated globs on name/family, or a label (miner|benign)")
     ] = None,
     seconds: Annotated[float, typer.Option(help="capture length of each run")] = 10.0,
+    miner_seconds: Annotated[
+        float | None, typer.Option(help="capture length for miners (they make few syscalls/s); default --seconds")
+    ] = None,
     repeat: Annotated[int, typer.Option(min=1, help="runs per workload")] = 1,
     threads: Annotated[int | None, typer.Option(min=1, help="threads per workload (default: all cores)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="built binaries and inputs, kept across runs")] = None,
@@ -80,7 +84,9 @@ def run_cmd(
     if not selected:
         console.print(f"[red]no workload matches {workloads!r}[/]")
         raise typer.Exit(2)
-    opts = LabOptions(out=out, seconds=seconds, repeat=repeat, source_kind=source, pattern=workloads)
+    opts = LabOptions(
+        out=out, seconds=seconds, miner_seconds=miner_seconds, repeat=repeat, source_kind=source, pattern=workloads
+    )
     if threads is not None:
         opts.threads = threads
     if cache_dir is not None:
@@ -145,6 +151,22 @@ def verify_cmd(directory: Annotated[Path, typer.Argument(help="dataset directory
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]ok[/]: {directory} matches its manifest")
+
+
+@lab_app.command("sample")
+def sample_cmd(
+    source: Annotated[Path, typer.Argument(help="dataset directory written by 'lab run'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the sample dataset")],
+    max_syscalls: Annotated[int, typer.Option(help="at most this many syscalls per run (a middle slice)")] = 20_000,
+) -> None:
+    """Cut a small sample (a middle slice of every run) out of a dataset, with its own manifest."""
+    n = make_sample(source, out, max_syscalls)
+    problems = verify(out)
+    for p in problems:
+        console.print(f"[red]{p}[/]")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/]: {n} traces sampled into {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -55,6 +55,8 @@ def default_cache_dir() -> Path:
 class LabOptions:
     out: Path
     seconds: float = 10.0
+    miner_seconds: float | None = None
+    """capture length for miners, which make only ~20-1000 syscalls/s (None = ``seconds``)"""
     repeat: int = 1
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     cache_dir: Path = field(default_factory=default_cache_dir)
@@ -80,6 +82,7 @@ def new_manifest(workloads: Sequence[Workload], opts: LabOptions) -> Manifest:
         python_versions=environment.python_versions(),
         options={
             "seconds": opts.seconds,
+            "miner_seconds": opts.miner_seconds,
             "repeat": opts.repeat,
             "threads": opts.threads,
             "workloads": opts.pattern or "",
@@ -164,7 +167,8 @@ def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool
     workdir = work_root / f"{w.name}-r{repeat}"
     workdir.mkdir()
     workdir.chmod(0o755)
-    ctx = RunContext(workdir, opts.cache_dir, opts.seconds, pool=pool.address, threads=opts.threads)
+    seconds = opts.miner_seconds if w.label == "miner" and opts.miner_seconds else opts.seconds
+    ctx = RunContext(workdir, opts.cache_dir, seconds, pool=pool.address, threads=opts.threads)
     opts.cache_dir.mkdir(parents=True, exist_ok=True)
     out = opts.out / trace_name(w.name, repeat)
     driver = _Driver(w, ctx)
@@ -175,7 +179,7 @@ def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool
         result = capture_command(
             argv,
             PodLabel(f"lab-{w.label}", f"{w.name}-r{repeat}", w.label, w.name, w.family, w.variant),
-            seconds=opts.seconds,
+            seconds=seconds,
             out=out,
             source_kind=opts.source_kind,
             cpu_limit=w.cpu_limit,
