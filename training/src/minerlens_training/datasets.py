@@ -1,0 +1,182 @@
+"""A lab dataset directory as a labelled window matrix.
+
+Every ``ok`` run of ``DIR/manifest.json`` is read with ``read_trace``, cut into windows by
+``windows_from_trace`` and vectorised by ``vectorize_many`` (the one feature library; nothing is
+re-implemented here). Runs that produce no window (a quiet miner makes a few hundred syscalls in 10 s,
+less than one 1000-syscall window) are kept in ``runs`` with ``n_windows == 0``: trace-level metrics
+count them as missed, which is what a deployed detector would do with them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from minerlens_core.errors import TraceFormatError
+from minerlens_core.features import FeatureSpec, vectorize_many, windows_from_trace
+from minerlens_core.traces import read_trace
+from minerlens_lab.manifest import MANIFEST_JSON, load_manifest
+
+from minerlens_training.errors import DatasetError
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+Str = npt.NDArray[np.str_]
+
+MINER = "miner"
+_NOISE = re.compile(r"noise-(\d+)")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One captured run (a trace file) and where its windows are in the matrix."""
+
+    run_id: str
+    workload: str
+    family: str
+    label: str
+    variant: str
+    repeat: int
+    syscalls: int
+    start: int
+    """first row of this run's windows in ``X``"""
+    n_windows: int
+
+    @property
+    def y(self) -> int:
+        return int(self.label == MINER)
+
+    @property
+    def noise(self) -> int | None:
+        """Injected-noise share in percent for miners (0 without a noise thread), None for benign runs."""
+        if self.label != MINER:
+            return None
+        m = _NOISE.search(self.variant)
+        return int(m.group(1)) if m else 0
+
+    @property
+    def throttled(self) -> bool:
+        return self.variant.startswith("throttle-")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Windows of a lab dataset. Rows of ``X`` are grouped by run, in trace (stream, window) order."""
+
+    X: F32
+    y: I64
+    run: I64
+    """index into ``runs`` of each window"""
+    runs: tuple[RunInfo, ...]
+    spec: FeatureSpec
+    manifest_sha256: str
+    """sha256 of ``manifest.json``: identifies the training data (it holds every trace's sha256)"""
+    source: str
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    def column(self, field: str) -> Str:
+        """A per-window array of a run attribute (``workload``, ``family``, ``run_id``, ``variant``, ``label``)."""
+        per_run = np.array([str(getattr(r, field)) for r in self.runs] or [""], dtype=np.str_)
+        return per_run[self.run] if len(self.runs) else np.array([], dtype=np.str_)
+
+    def families(self, label: str) -> list[str]:
+        return sorted({r.family for r in self.runs if r.label == label})
+
+    def subset(self, rows: I64) -> tuple[F32, I64]:
+        return self.X[rows], self.y[rows]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_digest(directories: Sequence[Path]) -> str:
+    """sha256 of the dataset manifest (one directory), or of the ordered list of their sha256s (several)."""
+    digests = [sha256_file(Path(d) / MANIFEST_JSON) for d in directories]
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def load_dataset(directories: Path | Sequence[Path], spec: FeatureSpec | None = None) -> Dataset:
+    """Featurise every ok run of one or more lab datasets (``minerlens lab run`` outputs) with ``spec``.
+
+    Several directories are concatenated in the given order (a dataset captured in parts); a run id that
+    repeats gets ``@<directory index>`` appended.
+    """
+    spec = spec or FeatureSpec.default()
+    dirs = [Path(directories)] if isinstance(directories, str | Path) else [Path(d) for d in directories]
+    if not dirs:
+        msg = "no dataset directory given"
+        raise DatasetError(msg)
+    blocks: list[F32] = []
+    runs: list[RunInfo] = []
+    seen: set[str] = set()
+    for k, directory in enumerate(dirs):
+        for run, X in _featurise(directory, spec):
+            run_id = run.run_id if run.run_id not in seen else f"{run.run_id}@{k}"
+            seen.add(run_id)
+            start = sum(r.n_windows for r in runs)
+            runs.append(replace(run, run_id=run_id, start=start, n_windows=int(X.shape[0])))
+            blocks.append(X)
+    if not runs:
+        msg = f"{', '.join(map(str, dirs))}: no ok miner/benign run"
+        raise DatasetError(msg)
+    total = sum(r.n_windows for r in runs)
+    X_all = np.concatenate(blocks).astype(np.float32, copy=False) if total else np.zeros((0, spec.dim), np.float32)
+    run_idx = np.repeat(np.arange(len(runs), dtype=np.int64), [r.n_windows for r in runs])
+    y = np.array([r.y for r in runs], dtype=np.int64)[run_idx]
+    return Dataset(
+        X=X_all,
+        y=y,
+        run=run_idx,
+        runs=tuple(runs),
+        spec=spec,
+        manifest_sha256=manifest_digest(dirs),
+        source=",".join(str(d) for d in dirs),
+    )
+
+
+def _featurise(directory: Path, spec: FeatureSpec) -> Iterator[tuple[RunInfo, F32]]:
+    try:
+        manifest = load_manifest(directory)
+    except (OSError, ValueError) as exc:
+        msg = f"{directory}: not a lab dataset ({exc})"
+        raise DatasetError(msg) from None
+    for rec in manifest.runs:
+        if rec.status != "ok" or not rec.file or rec.label not in ("miner", "benign"):
+            continue
+        try:
+            trace = read_trace(directory / rec.file)
+        except TraceFormatError as exc:
+            raise DatasetError(str(exc)) from None
+        meta = trace.meta
+        if (meta.label, meta.workload, meta.family) != (rec.label, rec.workload, rec.family):
+            msg = (
+                f"{directory / rec.file}: trace says {meta.label}/{meta.workload}/{meta.family}, the manifest disagrees"
+            )
+            raise DatasetError(msg)
+        X = vectorize_many(list(windows_from_trace(trace, spec.window)), spec)
+        info = RunInfo(
+            run_id=f"{rec.workload}-r{rec.repeat}",
+            workload=rec.workload,
+            family=rec.family,
+            label=rec.label,
+            variant=rec.variant,
+            repeat=rec.repeat,
+            syscalls=rec.syscalls,
+            start=0,
+            n_windows=int(X.shape[0]),
+        )
+        yield info, X
