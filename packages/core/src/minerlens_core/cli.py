@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
+import pyarrow.compute as pc
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -66,8 +67,6 @@ def show_cmd(
     console.print(trace.meta.model_dump_json(indent=2))
     table = Table("pod", "container", "syscalls", "threads", "top syscalls")
     for pod in t.column("pod_uid").unique().to_pylist():
-        import pyarrow.compute as pc
-
         rows = t.filter(pc.equal(t.column("pod_uid"), pod))
         counts = sorted(rows.column("syscall").value_counts().to_pylist(), key=lambda c: -c["counts"])
         tops = ", ".join(f"{c['values']}={c['counts']}" for c in counts[:top])

@@ -83,12 +83,14 @@ class Batcher:
         per_uniq = np.array([key_ids[k] if k is not None else -1 for k in keys], dtype=np.int64)
         stream_of = per_uniq[inverse]
         counts = np.bincount(inverse, minlength=len(uniq))
+        tasks_of: dict[StreamKey, list[TaskIdentity]] = {}
         for ident, key, count in zip(idents, keys, counts.tolist(), strict=True):
-            if key is None:
-                if not ident.seen_live:
-                    self.stats.unattributed += count
-                else:
-                    self.stats.outside_pods += count
+            if key is not None:
+                tasks_of.setdefault(key, []).append(ident)
+            elif not ident.seen_live:
+                self.stats.unattributed += count
+            else:
+                self.stats.outside_pods += count
         now = self._clock()
         for key, j in key_ids.items():
             sel = np.flatnonzero(stream_of == j)
@@ -99,9 +101,7 @@ class Batcher:
                 stream.opened_at = now
             stream.parts.append((events.ts_ns[sel], events.tid[sel], events.nr[sel]))
             stream.size += int(sel.shape[0])
-            for ident in idents:
-                if self._key(ident) == key:
-                    stream.tasks[ident.tid] = ident
+            stream.tasks.update((ident.tid, ident) for ident in tasks_of[key])
         return self.flush(force=False)
 
     def _key(self, ident: TaskIdentity) -> StreamKey | None:

@@ -86,7 +86,7 @@ class Collector:
         if new:
             self.source.add_pids(new)
             self._seeded.update(new)
-        self._seeded &= set(scan.tasks) | set(new)
+        self._seeded &= scan.tasks.keys()  # forget tasks that left their pod or exited
         self.metrics.traced_tasks.set(len(self._seeded))
         self.metrics.pods.set(len(scan.pods))
         return len(new)
