@@ -59,7 +59,7 @@ def test_round_trip_and_onnx_parity(fitted: Detector, dataset: Dataset, held: He
     onnx = OnnxModel(out)
     np.testing.assert_allclose(onnx.score(X), native, atol=1e-5, rtol=0)
     assert onnx.score(X[:0]).shape == (0,)
-    with pytest.raises(ValueError, match="feature vectors"):
+    with pytest.raises(ValueError, match="features input"):
         onnx.score(X[:, :5])
 
 
@@ -105,11 +105,14 @@ def test_feature_spec_mismatch_is_refused(dataset: Dataset, tmp_path: Path) -> N
     det = make_detector("tree").fit(dataset.X, dataset.y)
     det.infer_threshold(dataset.X[dataset.y == 0], 0.05)
     out = _save(det, dataset, tmp_path / "model", spec=other)
+    default = FeatureSpec.default()
     with pytest.raises(FeatureSpecMismatchError, match="retrain"):
-        OnnxModel(out)
+        OnnxModel(out, expected_spec=default)
     with pytest.raises(FeatureSpecMismatchError):
-        load_artifact(out)
+        load_artifact(out, expected_spec=default)
     assert load_artifact(out, expected_spec=other).manifest.feature_digest == other.digest
+    # without an expectation the model brings its own spec (serving windows the stream the way it was trained)
+    assert OnnxModel(out).spec == other
 
 
 def test_edited_manifest_digest_is_refused(fitted: Detector, dataset: Dataset, tmp_path: Path) -> None:

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -15,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from minerlens_core.digests import sha256_file
 from minerlens_core.errors import TraceFormatError
 from minerlens_core.traces import read_trace
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,14 +98,6 @@ def top_syscalls(per_syscall: dict[str, int], n: int = TOP_N) -> list[SyscallCou
 
 def trace_name(workload: str, repeat: int) -> str:
     return f"{TRACES_DIR}/{workload}-r{repeat}.parquet"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,15 +1,9 @@
-"""Model artifact directories: write atomically, load only after every hash and the feature spec check.
+"""Writing model artifact directories (atomically) and loading their native detectors.
 
-Layout of ``MODELDIR``::
-
-    model.onnx        the whole pipeline (imputer, scaler, model) for ONNX Runtime
-    model.joblib      the fitted ``Detector`` (sklearn pipeline inside) for explainers and re-export
-    model.xgb.json    XGBoost only: the native booster (version-portable)
-    manifest.json     ``ArtifactManifest``: what the model is, what it was trained on, sha256 of every file
-
-The manifest's file hashes detect corruption and edits of the model files; they do not authenticate the
-manifest itself (anyone who can rewrite the directory can rewrite both), so artifacts must come from a
-trusted location. ``model.joblib`` is a pickle: it is unpickled only after its hash was checked.
+The layout, the manifest and its verification live in ``minerlens_core.models`` (serving reads them
+with onnxruntime only); this module adds what needs the training stack: ONNX export, pickling the
+fitted ``Detector`` and unpickling it again, which happens only after every hash was checked
+(``model.joblib`` is a pickle).
 """
 
 from __future__ import annotations
@@ -21,30 +15,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
 
 import joblib
-import numpy as np
-import numpy.typing as npt
-import onnxruntime as ort
+from minerlens_core.digests import sha256_file
+from minerlens_core.errors import ArtifactError, FeatureSpecMismatchError
 from minerlens_core.features import FeatureSpec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from minerlens_training.datasets import sha256_file
-from minerlens_training.detectors import Detector
-from minerlens_training.errors import (
-    ArtifactError,
-    ArtifactIntegrityError,
-    FeatureSpecMismatchError,
-    ThresholdNotInferredError,
+from minerlens_core.models import (
+    MANIFEST,
+    NATIVE_FILE,
+    ONNX_FILE,
+    XGB_FILE,
+    ArtifactManifest,
+    TrainingData,
+    read_manifest,
 )
-from minerlens_training.onnx_export import INPUT_NAME, POSITIVE_COLUMN, PROBABILITIES, to_onnx
+from minerlens_core.models.onnx_model import OnnxModel
 
-ARTIFACT_VERSION = 1
-MANIFEST = "manifest.json"
-ONNX_FILE = "model.onnx"
-NATIVE_FILE = "model.joblib"
-XGB_FILE = "model.xgb.json"
+from minerlens_training.detectors import Detector
+from minerlens_training.errors import ThresholdNotInferredError
+from minerlens_training.onnx_export import to_onnx
+
+__all__ = ["LoadedArtifact", "OnnxModel", "TrainingData", "load_artifact", "read_manifest", "save_artifact"]
+
 _LIBRARIES = (
     "minerlens-core",
     "minerlens-training",
@@ -58,46 +50,6 @@ _LIBRARIES = (
     "onnxruntime",
     "joblib",
 )
-
-F64 = npt.NDArray[np.float64]
-
-
-class TrainingData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    manifest_sha256: str
-    """sha256 of the dataset's manifest.json (which lists every trace's sha256)"""
-    source: str = ""
-    windows: int = 0
-    miner_windows: int = 0
-    runs: int = 0
-
-
-class ArtifactManifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    artifact_version: int = ARTIFACT_VERSION
-    model_name: str
-    version: str
-    kind: str
-    detector: str
-    """registry name in ``minerlens_training.detectors.DETECTORS``"""
-    feature_version: str
-    feature_digest: str
-    feature_names: list[str]
-    feature_spec: dict[str, Any]
-    threshold: float
-    threshold_fpr: float
-    """the benign-window false-positive rate the threshold was tuned for"""
-    threshold_source: str = "training benign windows"
-    onnx_input: str = INPUT_NAME
-    onnx_output: str = PROBABILITIES
-    onnx_positive_column: int = POSITIVE_COLUMN
-    training_data: TrainingData
-    files: dict[str, str] = Field(description="file name -> sha256")
-    libraries: dict[str, str]
-    created_at: datetime
-    kind_of_score: Literal["miner probability"] = "miner probability"
 
 
 def _libraries() -> dict[str, str]:
@@ -180,54 +132,6 @@ def _swap_in(new: Path, out: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def read_manifest(directory: Path, expected_spec: FeatureSpec | None = None) -> ArtifactManifest:
-    """Parse ``manifest.json`` and verify every file hash and the feature spec; raise on any mismatch."""
-    directory = Path(directory)
-    path = directory / MANIFEST
-    try:
-        manifest = ArtifactManifest.model_validate_json(path.read_text())
-    except FileNotFoundError:
-        msg = f"{directory}: not a model artifact (no {MANIFEST})"
-        raise ArtifactError(msg) from None
-    except (OSError, ValidationError, ValueError) as exc:
-        msg = f"{path}: unreadable artifact manifest: {exc}"
-        raise ArtifactError(msg) from None
-    required = {ONNX_FILE, NATIVE_FILE}
-    if not required <= manifest.files.keys():
-        msg = f"{path}: manifest lists {sorted(manifest.files)}, needs {sorted(required)}"
-        raise ArtifactError(msg)
-    present = {p.name for p in directory.iterdir() if p.name != MANIFEST}
-    extra = present - manifest.files.keys()
-    if extra:
-        msg = f"{directory}: files not in the manifest: {sorted(extra)}"
-        raise ArtifactIntegrityError(msg)
-    for name, digest in manifest.files.items():
-        f = directory / name
-        if not f.is_file():
-            msg = f"{directory}: {name} is missing"
-            raise ArtifactIntegrityError(msg)
-        actual = sha256_file(f)
-        if actual != digest:
-            msg = f"{f}: sha256 {actual} != {digest} recorded in the manifest: the artifact was modified, refusing it"
-            raise ArtifactIntegrityError(msg)
-    spec = expected_spec or FeatureSpec.default()
-    if manifest.feature_digest != spec.digest or manifest.feature_names != list(spec.names):
-        msg = (
-            f"{directory}: trained on feature spec v{manifest.feature_version} digest {manifest.feature_digest[:16]}, "
-            f"this feature library produces digest {spec.digest[:16]}: retrain the model"
-        )
-        raise FeatureSpecMismatchError(msg)
-    try:
-        stored = FeatureSpec.model_validate(manifest.feature_spec)
-    except ValidationError as exc:
-        msg = f"{directory}: stored feature spec does not validate with this feature library: {exc}"
-        raise FeatureSpecMismatchError(msg) from None
-    if stored.digest != manifest.feature_digest:
-        msg = f"{directory}: stored feature spec digest {stored.digest[:16]} != manifest {manifest.feature_digest[:16]}"
-        raise FeatureSpecMismatchError(msg)
-    return manifest
-
-
 @dataclass(frozen=True)
 class LoadedArtifact:
     manifest: ArtifactManifest
@@ -244,35 +148,3 @@ def load_artifact(directory: Path, expected_spec: FeatureSpec | None = None) -> 
     detector.threshold = manifest.threshold
     detector.threshold_fpr = manifest.threshold_fpr
     return LoadedArtifact(manifest, detector)
-
-
-class OnnxModel:
-    """Score feature vectors with an artifact's ``model.onnx`` on ONNX Runtime (verified on load)."""
-
-    def __init__(self, directory: Path, expected_spec: FeatureSpec | None = None) -> None:
-        self.directory = Path(directory)
-        self.manifest = read_manifest(self.directory, expected_spec)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(self.directory / ONNX_FILE), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        self.threshold = self.manifest.threshold
-
-    @property
-    def n_features(self) -> int:
-        return len(self.manifest.feature_names)
-
-    def score(self, X: npt.ArrayLike) -> F64:
-        X32 = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
-        if X32.ndim != 2 or X32.shape[1] != self.n_features:
-            msg = f"expected (n, {self.n_features}) feature vectors, got shape {X32.shape}"
-            raise ValueError(msg)
-        if X32.shape[0] == 0:
-            return np.zeros(0, np.float64)
-        m = self.manifest
-        (proba,) = self._session.run([m.onnx_output], {m.onnx_input: X32})
-        return np.clip(np.asarray(proba, dtype=np.float64)[:, m.onnx_positive_column], 0.0, 1.0)
-
-    def predict(self, X: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-        return np.asarray(self.score(X) > self.threshold, dtype=np.bool_)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.digests import sha256_file
 from minerlens_core.errors import TraceFormatError
 from minerlens_core.features import FeatureSpec, vectorize_many, windows_from_trace
 from minerlens_core.traces import read_trace
@@ -91,14 +92,6 @@ class Dataset:
 
     def subset(self, rows: I64) -> tuple[F32, I64]:
         return self.X[rows], self.y[rows]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def manifest_digest(directories: Sequence[Path]) -> str:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from minerlens_core.errors import MinerlensError
+from minerlens_core.errors import (  # noqa: F401  (re-exported: artifact errors live in core)
+    ArtifactError,
+    ArtifactIntegrityError,
+    FeatureSpecMismatchError,
+    MinerlensError,
+)
 
 
 class TrainingError(MinerlensError):
@@ -19,15 +24,3 @@ class ThresholdNotInferredError(TrainingError):
 
 class DatasetError(TrainingError):
     """A dataset directory that cannot be turned into a labelled window matrix."""
-
-
-class ArtifactError(TrainingError):
-    """A model artifact directory that is missing, incomplete or unreadable."""
-
-
-class ArtifactIntegrityError(ArtifactError):
-    """A file of the artifact does not match the sha256 its manifest records (tampered or corrupted)."""
-
-
-class FeatureSpecMismatchError(ArtifactError):
-    """The artifact was trained on feature vectors laid out differently from this feature library's."""

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 import onnx
+from minerlens_core.models import INPUT_NAME, PROBABILITIES
 from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
 from skl2onnx import convert_sklearn, update_registered_converter
 from skl2onnx.common.data_types import FloatTensorType
@@ -19,9 +20,6 @@ from xgboost import XGBClassifier
 
 from minerlens_training.detectors.base import Detector
 
-INPUT_NAME = "features"
-PROBABILITIES = "probabilities"
-POSITIVE_COLUMN = 1
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 

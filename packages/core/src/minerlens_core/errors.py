@@ -17,3 +17,15 @@ class CaptureError(MinerlensError):
 
 class ConfigurationError(MinerlensError):
     """Settings are missing or contradictory."""
+
+
+class ArtifactError(MinerlensError):
+    """A model artifact directory that is missing, incomplete or unreadable."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A file of the artifact does not match the sha256 its manifest records (tampered or corrupted)."""
+
+
+class FeatureSpecMismatchError(ArtifactError):
+    """The artifact was trained on feature vectors laid out differently from this feature library's."""

@@ -11,6 +11,7 @@ Pure numpy/pyarrow/pydantic: never imports ML or streaming frameworks.
 """
 
 from minerlens_core.features.ngrams import frames, ngram_buckets
+from minerlens_core.features.sequences import window_sequence
 from minerlens_core.features.spec import (
     DEFAULT_CHEAP,
     FEATURE_VERSION,
@@ -19,7 +20,7 @@ from minerlens_core.features.spec import (
     WindowPolicy,
     feature_groups,
 )
-from minerlens_core.features.vectorize import vectorize, vectorize_many
+from minerlens_core.features.vectorize import cheap_mask, vectorize, vectorize_many
 from minerlens_core.features.vocabulary import (
     OTHER,
     OTHER_ID,
@@ -56,6 +57,7 @@ __all__ = [
     "Window",
     "WindowBuilder",
     "WindowPolicy",
+    "cheap_mask",
     "chunk_from_batch",
     "chunks_from_table",
     "feature_groups",
@@ -67,5 +69,6 @@ __all__ = [
     "ngram_buckets",
     "vectorize",
     "vectorize_many",
+    "window_sequence",
     "windows_from_trace",
 ]

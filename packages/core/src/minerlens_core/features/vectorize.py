@@ -46,6 +46,11 @@ def _layout(params: FeatureParams) -> _Layout:
     return _Layout(cheap, np.flatnonzero(~cheap), rates, widths)
 
 
+def cheap_mask(params: FeatureParams) -> npt.NDArray[np.bool_]:
+    """Boolean mask over vocabulary ids: True for the syscalls in ``params.cheap``."""
+    return _layout(params).cheap
+
+
 def _entropy(counts: F64, total: F64) -> F64:
     """Shannon entropy (bits) of each row's syscall distribution."""
     p = counts / np.maximum(total, 1)[:, None]

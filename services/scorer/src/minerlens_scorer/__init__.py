@@ -1,0 +1,1 @@
+"""minerlens scorer service."""
