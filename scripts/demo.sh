@@ -1,58 +1,80 @@
 #!/usr/bin/env bash
-# The main job (for now, issue #2): real workloads run as emulated Kubernetes pods, the collector
-# captures their syscalls from the kernel (tracefs raw_syscalls:sys_enter), streams per-pod batches
-# to a real local Kafka, and a consumer prints what arrived per pod. Stops everything it started.
+# The main job: real workloads from the lab catalog run as emulated Kubernetes pods (a Monero miner
+# and two busy benign services); the collector traces their syscalls in the kernel (tracefs
+# raw_syscalls:sys_enter) and streams per-pod batches to a real local Kafka; the featurizer (Faust)
+# turns them into feature windows, the scorer (ONNX Runtime) into verdicts and OCSF alerts; the
+# explainer (FastAPI + Redis) says why the miner pod was flagged. Prints a live per-pod table and ends
+# with the alert and its reasons. Stops everything it started (Ctrl-C too).
 #
-#   DEMO_SECONDS=40 bash scripts/demo.sh
+#   DEMO_SECONDS=60 bash scripts/demo.sh
 set -euo pipefail
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${ROOT}"
-SECONDS_TOTAL=${DEMO_SECONDS:-40}
-REDIS_DEMO_PORT=${REDIS_DEMO_PORT:-16399}
+SECONDS_TOTAL=${DEMO_SECONDS:-60}
+MODEL_DIR=${MINERLENS_MODEL_DIR:-${ROOT}/models/default}
+EXPLAINER_PORT=${EXPLAINER_PORT:-18080}
 ML=.venv/bin/minerlens
+OUT=.local/demo
 
 bash scripts/bootstrap.sh
 [[ ${EUID} -eq 0 ]] || { echo "demo.sh: run as root (kernel tracing and cgroups need it)" >&2; exit 1; }
 [[ -e /sys/kernel/tracing/trace ]] || mount -t tracefs nodev /sys/kernel/tracing || true
 
 pids=()
-started_kafka=0
+started=()
 cleanup() {
     for pid in "${pids[@]}"; do kill -TERM "${pid}" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "${pid}" 2>/dev/null || true; done
-    if (( started_kafka )); then bash scripts/kafka.sh stop || true; fi
+    for svc in "${started[@]}"; do bash "scripts/${svc}.sh" stop >/dev/null 2>&1 || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if ! bash scripts/kafka.sh status >/dev/null 2>&1; then
-    bash scripts/kafka.sh start
-    started_kafka=1
-fi
-mkdir -p .local/demo
+for svc in kafka redis; do
+    if ! bash "scripts/${svc}.sh" status >/dev/null 2>&1; then
+        bash "scripts/${svc}.sh" start
+        started+=("${svc}")
+    fi
+done
+rm -rf "${OUT}" && mkdir -p "${OUT}"
+# a fresh read token for this run (the explainer refuses to start without one)
+TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+printf 'read:%s\n' "${TOKEN}" > "${OUT}/tokens" && chmod 600 "${OUT}/tokens"
 
-echo "== collector: tracefs capture of every pod on this node -> Kafka (metrics on 127.0.0.1:9464)"
-MINERLENS_COLLECTOR_HTTP_PORT=9464 "${ML}" collector run > .local/demo/collector.log 2>&1 &
-pids+=($!)
-sleep 2
+export MINERLENS_KAFKA_BOOTSTRAP=${MINERLENS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
+# demo topics of their own, so earlier runs' messages never mix in
+RUN=$(date +%s)
+export MINERLENS_DEMO_RUN=${RUN}
 
-echo "== pods: shop/redis-0 (redis-server, driven by redis-benchmark from outside the pod)"
-"${ML}" pod run shop/redis-0 --seconds "${SECONDS_TOTAL}" -- \
-    redis-server --port "${REDIS_DEMO_PORT}" --bind 127.0.0.1 --save "" --appendonly no \
-    > .local/demo/redis-pod.log 2>&1 &
+echo "== services: collector (tracefs) -> featurizer (Faust) -> scorer (ONNX Runtime) -> explainer (FastAPI :${EXPLAINER_PORT})"
+MINERLENS_COLLECTOR_HTTP_PORT=9464 "${ML}" collector run > "${OUT}/collector.log" 2>&1 &
 pids+=($!)
-echo "== pods: batch/compress-0 (gzip compressing system binaries in a loop, CPU-limited to 0.5 core)"
-"${ML}" pod run batch/compress-0 --seconds "${SECONDS_TOTAL}" --cpu-limit 0.5 -- \
-    sh -c 'while :; do gzip -6 -c /usr/bin/* > /dev/null 2>&1; done' \
-    > .local/demo/compress-pod.log 2>&1 &
+MINERLENS_FEATURIZER_MODEL_DIR="${MODEL_DIR}" MINERLENS_FEATURIZER_DATA_DIR="${OUT}/featurizer" \
+    "${ML}" featurizer run > "${OUT}/featurizer.log" 2>&1 &
 pids+=($!)
-sleep 1
-( for _ in $(seq 1 50); do redis-cli -p "${REDIS_DEMO_PORT}" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  exec timeout "${SECONDS_TOTAL}" redis-benchmark -p "${REDIS_DEMO_PORT}" -q -c 4 -n 100000000 -t set,get,incr,lpush \
-      > /dev/null 2>&1 ) &
+MINERLENS_SCORER_MODEL_DIR="${MODEL_DIR}" "${ML}" scorer run > "${OUT}/scorer.log" 2>&1 &
+pids+=($!)
+MINERLENS_EXPLAINER_MODEL_DIR="${MODEL_DIR}" MINERLENS_EXPLAINER_TOKENS_FILE="${OUT}/tokens" \
+    MINERLENS_EXPLAINER_PORT="${EXPLAINER_PORT}" "${ML}" explainer run > "${OUT}/explainer.log" 2>&1 &
+pids+=($!)
+sleep 8
+
+echo "== pods (real programs from the lab catalog, ${SECONDS_TOTAL}s each):"
+echo "   crypto/ci-runner-7  XMRig-style RandomX miner (2 threads) speaking stratum to a loopback pool"
+echo "   shop/postgres-0     PostgreSQL under pgbench (TPC-B-like, 8 clients)"
+echo "   shop/web-0          nginx serving a static site to wrk"
+"${ML}" lab pod miner-randomx-2t --pod crypto/ci-runner-7 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-miner.log" 2>&1 &
+pids+=($!)
+"${ML}" lab pod postgres-pgbench --pod shop/postgres-0 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-postgres.log" 2>&1 &
+pids+=($!)
+"${ML}" lab pod nginx-wrk --pod shop/web-0 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-web.log" 2>&1 &
 pids+=($!)
 
-echo "== what reaches Kafka, per pod (topic minerlens.syscalls.v1):"
-"${ML}" collector watch --seconds "$(( SECONDS_TOTAL - 4 ))"
-echo "== collector metrics:"
-curl -s 127.0.0.1:9464/metrics | grep -E '^minerlens_collector_(events|batches|drop|spool|pods|traced)' || true
+"${ML}" watch --seconds "$(( SECONDS_TOTAL + 10 ))" --summary-json "${OUT}/summary.json"
+
+echo "== why was crypto/ci-runner-7 flagged? (GET /v1/pods/crypto/ci-runner-7/explanation?method=shap)"
+curl -sf -H "Authorization: Bearer ${TOKEN}" \
+    "http://127.0.0.1:${EXPLAINER_PORT}/v1/pods/crypto/ci-runner-7/explanation?method=shap" \
+    | .venv/bin/python -c 'import json,sys; e=json.load(sys.stdin); print(e["summary"]); [print(" -", c["text"] or c["feature"]) for c in e["contributions"][:6]]' \
+    || echo "   (no explanation: see ${OUT}/explainer.log)"
+echo "== logs and the per-pod summary: ${OUT}/"

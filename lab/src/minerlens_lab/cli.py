@@ -171,3 +171,41 @@ def sample_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("pod")
+def pod_cmd(
+    workload: Annotated[str, typer.Argument(help="catalog name (see `minerlens lab list`)")],
+    pod: Annotated[str, typer.Option("--pod", help="NAMESPACE/NAME of the emulated pod")],
+    seconds: Annotated[float, typer.Option(help="how long the pod runs")] = 60.0,
+    threads: Annotated[int, typer.Option(min=1, help="threads of the workload")] = 2,
+    cache_dir: Annotated[Path | None, typer.Option(help="built binaries and inputs, kept across runs")] = None,
+) -> None:
+    """Run one catalog workload as a live pod (no capture: a running collector traces it like any pod)."""
+    import json
+    import threading
+
+    from minerlens_lab.live import run_live_pod
+    from minerlens_lab.runner import default_cache_dir
+
+    matches = [w for w in _catalog(workload) if w.name == workload]
+    if not matches:
+        console.print(f"[red]error:[/] no workload named {workload!r} (see `minerlens lab list`)")
+        raise typer.Exit(2)
+    namespace, sep, name = pod.partition("/")
+    if not sep or not namespace or not name:
+        console.print(f"[red]error:[/] --pod must be NAMESPACE/NAME, not {pod!r}")
+        raise typer.Exit(2)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def announce(p: object) -> None:
+        info = {"pod": pod, "workload": workload, "uid": getattr(p, "uid", ""), "cgroup": getattr(p, "cgroup_path", "")}
+        typer.echo(json.dumps(info), nl=True)
+
+    result = run_live_pod(
+        matches[0], namespace, name, seconds=seconds, cache_dir=cache_dir or default_cache_dir(), threads=threads,
+        stop=stop, on_start=announce,
+    )  # fmt: skip
+    typer.echo(json.dumps({"pod": pod, "finished": True, "seconds": round(result.seconds, 1), "facts": result.facts}))

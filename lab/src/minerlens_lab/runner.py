@@ -24,13 +24,13 @@ from pathlib import Path
 
 from minerlens_collector.capture import CaptureResult, PodLabel, capture_command
 from minerlens_collector.local_pod import LocalPod
+from minerlens_core.digests import sha256_file
 
 from minerlens_lab import environment
 from minerlens_lab.drive import drive_window
 from minerlens_lab.manifest import (
     Manifest,
     RunRecord,
-    sha256_file,
     top_syscalls,
     trace_name,
     write_manifest,

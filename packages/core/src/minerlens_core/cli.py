@@ -75,6 +75,25 @@ def show_cmd(
     Console().print(table)
 
 
+@app.command("watch")
+def watch_cmd(
+    seconds: Annotated[float, typer.Option(help="how long to watch")] = 60.0,
+    from_beginning: Annotated[bool, typer.Option(help="read the topics from their start")] = False,
+    summary_json: Annotated[Path | None, typer.Option(help="write the final per-pod summary here (JSON)")] = None,
+) -> None:
+    """Live per-pod table of verdicts and alerts (topics minerlens.verdicts.v1 and minerlens.alerts.v1)."""
+    import json
+
+    from minerlens_core.pipeline_view import run_watch
+    from minerlens_core.settings import KafkaSettings
+
+    view = run_watch(KafkaSettings(), seconds, from_beginning)
+    for line in view.alert_report() or ["no alert was raised"]:
+        Console().print(line, highlight=False, markup=False)
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(view.summary(), indent=2) + "\n")
+
+
 def _load_plugins() -> None:
     for ep in entry_points(group="minerlens.commands"):
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from minerlens_core import topics
 from minerlens_core.errors import CaptureError
 from minerlens_core.settings import IdentitySettings, KafkaSettings
 from rich.console import Console
@@ -122,6 +123,26 @@ def pod_run(
                 time.sleep(0.2)
         except KeyboardInterrupt:
             pass
+
+
+@collector_app.command("replay")
+def collector_replay(
+    files: Annotated[list[Path], typer.Argument(help="canonical trace files (minerlens import / lab output)")],
+    node: Annotated[str, typer.Option(help="node name the batches claim")] = "replay-node",
+    speed: Annotated[float, typer.Option(help="pace by event time (1 = real time, 0 = as fast as possible)")] = 0.0,
+    now: Annotated[bool, typer.Option(help="shift timestamps so the replay starts now")] = True,
+    topic: Annotated[str, typer.Option(help="syscall topic")] = topics.SYSCALLS,
+) -> None:
+    """Replay recorded traces as pods: the batches a collector would have sent, to Kafka (source "replay")."""
+    from minerlens_core.traces import read_trace
+
+    from minerlens_collector.replay import batches_from_trace, interleave, publish
+
+    start = time.time_ns() if now else None
+    streams = [batches_from_trace(read_trace(f), node=node, start_ns=start) for f in files]
+    batches = interleave(streams)
+    sent = asyncio.run(publish(batches, KafkaSettings(), topic=topic, speed=speed))
+    typer.echo(json.dumps({"batches": sent, "syscalls": sum(len(b) for b in batches), "topic": topic}))
 
 
 @collector_app.command("run")
