@@ -23,13 +23,17 @@ def message_headers(message: BaseModel) -> Headers:
     ]
 
 
-def dead_letter_headers(reason: str, error: BaseException | None, source_topic: str, offset: int) -> Headers:
-    """Headers of a dead-lettered message: why, and where it came from."""
+def dead_letter_headers(
+    reason: str, error: BaseException | None, source_topic: str, offset: int, partition: int | None = None
+) -> Headers:
+    """Headers of a dead-lettered message: why, and where it came from (topic, partition, offset)."""
     headers = [
         ("error.reason", reason.encode()[:1024]),
         ("source.topic", source_topic.encode()),
         ("source.offset", str(offset).encode()),
     ]
+    if partition is not None:
+        headers.append(("source.partition", str(partition).encode()))
     if error is not None:
         headers.append(("error.class", type(error).__name__.encode()))
         headers.append(("error.msg", str(error).encode()[:4096]))
