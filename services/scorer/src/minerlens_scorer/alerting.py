@@ -1,0 +1,454 @@
+"""The alert policy: per pod, verdicts in, OCSF Detection Finding events (Create / Update / Close) out.
+
+* **Open**: ``k`` of the pod's last ``n`` scored windows are over the primary model's threshold. The alert
+  id is deterministic: ``uuid5(pod uid + "|" + id of the window that completed k of n)``.
+* **One open alert per pod**: while it is open, windows are added to it; an ``Update`` is emitted when it
+  changes materially (severity changes, peak score rises by ``update_score_delta``, or the number of
+  windows over threshold doubles since the last event).
+* **Resolve** (hysteresis): after ``resolve_m`` consecutive scored windows below the lower threshold
+  (``resolve_factor x threshold``), or when the pod sent no scored window for ``quiet_timeout_s``
+  (gone, or too quiet to judge: ``insufficient_data`` only): ``Close``.
+* **Idempotent**: per stream (container, window policy) the highest window index seen is remembered; a
+  window at or below it is a replay (featurizer restart, Kafka redelivery) and changes nothing.
+* **Restart**: every finding carries the alert's full state (``unmapped.minerlens``: counts, replay marks
+  ``last_windows``...). ``drain_state`` returns, per pod whose alert changed, the latest such finding (the
+  event itself, or a *snapshot* when a window changed the alert without an event); the service keeps them on
+  a compacted state topic, and a restarted scorer ``restore``s from the latest one per pod: the open alert
+  continues with the same id and counts, and replayed windows are recognised.
+* ``insufficient_data`` verdicts neither count as over nor as below: they only mark the window as seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from minerlens_core.schemas.envelope import PodRef
+from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
+from minerlens_core.schemas.windows import ModelRef, Reason, Verdict
+from pydantic import ValidationError
+
+log = logging.getLogger(__name__)
+
+ALERT_NAMESPACE = uuid.UUID("5f0c7a43-9d1e-5b8a-a6f2-6d696e65726c")
+"""uuid5 namespace of minerlens alert ids (fixed forever: ids must be stable across versions)."""
+
+StreamKey = tuple[str, str]
+"""(container id, window policy tag): the windows of one stream have increasing indices."""
+
+
+def alert_id(pod_uid: str, window_id: str) -> str:
+    """Deterministic alert id: the pod and the window that opened the alert."""
+    return str(uuid.uuid5(ALERT_NAMESPACE, f"{pod_uid}|{window_id}"))
+
+
+def severity_of(peak: float) -> int:
+    """OCSF severity_id from the peak score: 4 High >= 0.95, 3 Medium >= 0.75, else 2 Low."""
+    if peak >= 0.95:
+        return 4
+    if peak >= 0.75:
+        return 3
+    return 2
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    k: int = 3
+    n: int = 5
+    resolve_m: int = 5
+    resolve_factor: float = 0.5
+    quiet_timeout_s: float = 300.0
+    update_score_delta: float = 0.05
+    max_window_ids: int = 20
+    forget_after_s: float = 3600.0
+    """pods without an open alert and without windows for this long are dropped from memory"""
+    remember_alerted_pods: int = 100_000
+    """replay marks kept for pods whose alert was closed (LRU)"""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= self.n:
+            msg = f"need 1 <= k <= n, got k={self.k} n={self.n}"
+            raise ValueError(msg)
+
+    def __str__(self) -> str:
+        return f"{self.k} of the last {self.n} windows"
+
+
+@dataclass
+class Seen:
+    """A scored window in a pod's recent history."""
+
+    window_id: str
+    score: float
+    over: bool
+    verdict: Verdict
+
+
+@dataclass
+class Evidence:
+    """The window an alert shows: the highest-scoring one (its reasons, its explainer link)."""
+
+    window_id: str
+    score: float
+    container_id: str
+    reasons: list[Reason]
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
+@dataclass
+class OpenAlert:
+    alert_id: str
+    opened_by: str
+    created_ms: int
+    first_seen_ms: int
+    last_seen_ms: int
+    window_ids: deque[str]
+    windows_over: int
+    windows_seen: int
+    peak: float
+    last_score: float
+    threshold: float
+    model: ModelRef
+    evidence: Evidence
+    sequence: int = 0
+    below_run: int = 0
+    emitted_peak: float = 0.0
+    emitted_over: int = 0
+    emitted_severity: int = 0
+
+    @property
+    def severity_id(self) -> int:
+        return severity_of(self.peak)
+
+
+@dataclass
+class PodState:
+    pod: PodRef
+    node: str
+    cluster: str
+    recent: deque[Seen]
+    last_windows: dict[StreamKey, int] = field(default_factory=dict)
+    last_seen: float = 0.0
+    """when the pod's last window arrived (wall clock, s)"""
+    last_scored: float = 0.0
+    """when the pod's last *scored* window arrived: the quiet timeout runs from here"""
+    alert: OpenAlert | None = None
+    alerted: bool = False
+
+    @property
+    def uid(self) -> str:
+        return self.pod.uid
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    """What happened to an alert; ``findings.FindingFactory`` turns it into OCSF."""
+
+    activity: int
+    pod: PodState
+    alert: OpenAlert
+    now_ms: int
+    resolution: str = ""
+    snapshot: bool = False
+    """state to persist, not an OCSF event for consumers"""
+
+
+def _ms(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1_000_000
+
+
+def _pod_of(v: Verdict) -> PodRef:
+    return v.envelope.pod or PodRef(uid=f"node-{v.envelope.node}"[:64].lower())
+
+
+def marks_to_json(marks: dict[StreamKey, int]) -> list[dict[str, Any]]:
+    return [{"container_id": c, "policy": p, "index": i} for (c, p), i in sorted(marks.items())]
+
+
+def marks_from_json(items: Any) -> dict[StreamKey, int]:
+    out: dict[StreamKey, int] = {}
+    for it in items if isinstance(items, list) else []:
+        try:
+            out[(str(it["container_id"]), str(it["policy"]))] = int(it["index"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+class AlertEngine:
+    """Per-pod alert state machine. ``emit`` receives every ``AlertEvent`` and returns what to publish."""
+
+    def __init__(
+        self,
+        policy: AlertPolicy,
+        emit: Callable[[AlertEvent], DetectionFinding],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self._emit = emit
+        self._clock = clock
+        self.pods: dict[str, PodState] = {}
+        self._retired: OrderedDict[str, dict[StreamKey, int]] = OrderedDict()
+        self._state_out: dict[str, DetectionFinding | None] = {}
+        self.replays = 0
+
+    # ---- queries -------------------------------------------------------------------------------------
+    @property
+    def open_alerts(self) -> dict[str, OpenAlert]:
+        return {uid: p.alert for uid, p in self.pods.items() if p.alert is not None}
+
+    # ---- input ---------------------------------------------------------------------------------------
+    def observe_many(self, verdicts: Iterable[Verdict], now: float | None = None) -> list[DetectionFinding]:
+        out: list[DetectionFinding] = []
+        for v in verdicts:
+            out += self.observe(v, now)
+        return out
+
+    def observe(self, v: Verdict, now: float | None = None) -> list[DetectionFinding]:
+        """Feed one verdict; returns the findings to publish (usually none)."""
+        t = self._clock() if now is None else now
+        pod = _pod_of(v)
+        state = self._state(pod, v)
+        key = (v.envelope.container_id, v.policy)
+        last = state.last_windows.get(key)
+        if last is not None and v.index <= last:
+            self.replays += 1
+            return []
+        state.last_windows[key] = v.index
+        state.last_seen = t
+        if state.alert is not None:
+            self._state_out.setdefault(state.uid, None)
+        state.pod = pod if (pod.name or not state.pod.name) else state.pod
+        state.node, state.cluster = v.envelope.node, v.envelope.cluster
+        if v.decision == "insufficient_data" or v.score is None:
+            return []
+        state.last_scored = t
+        threshold = v.threshold if v.threshold is not None else 0.5
+        over = v.decision == "miner"
+        state.recent.append(Seen(v.window_id, v.score, over, v))
+        now_ms = int(t * 1000)
+        if state.alert is None:
+            if sum(s.over for s in state.recent) >= self.policy.k:
+                return [self._open(state, v, threshold, now_ms)]
+            return []
+        return self._grow(state, v, over, threshold, now_ms)
+
+    def expire(self, now: float | None = None) -> list[DetectionFinding]:
+        """Close alerts of pods that went quiet; forget idle pods without an alert."""
+        t = self._clock() if now is None else now
+        out: list[DetectionFinding] = []
+        for uid, state in list(self.pods.items()):
+            quiet = t - state.last_scored
+            if state.alert is not None and quiet >= self.policy.quiet_timeout_s:
+                limit = self.policy.quiet_timeout_s
+                why = f"no scored window from the pod for {quiet:.0f} s (quiet timeout {limit:.0f} s)"
+                out.append(self._close(state, int(t * 1000), why))
+            elif state.alert is None and t - state.last_seen >= self.policy.forget_after_s:
+                del self.pods[uid]
+                if state.alerted:
+                    self._retire(uid, state.last_windows)
+        return out
+
+    def drain_state(self, now: float | None = None) -> list[DetectionFinding]:
+        """The latest state of every alert that changed since the last call (for the state topic)."""
+        t = self._clock() if now is None else now
+        out: list[DetectionFinding] = []
+        for uid, finding in self._state_out.items():
+            if finding is None:
+                state = self.pods.get(uid)
+                if state is None or state.alert is None:
+                    continue
+                finding = self._emit(AlertEvent(ACTIVITY_UPDATE, state, state.alert, int(t * 1000), snapshot=True))
+            out.append(finding)
+        self._state_out.clear()
+        return out
+
+    # ---- transitions ---------------------------------------------------------------------------------
+    def _state(self, pod: PodRef, v: Verdict) -> PodState:
+        state = self.pods.get(pod.uid)
+        if state is None:
+            marks = self._retired.pop(pod.uid, None)
+            state = PodState(
+                pod=pod,
+                node=v.envelope.node,
+                cluster=v.envelope.cluster,
+                recent=deque(maxlen=self.policy.n),
+                last_windows=dict(marks or {}),
+                alerted=marks is not None,
+            )
+            self.pods[pod.uid] = state
+        return state
+
+    def _retire(self, uid: str, marks: dict[StreamKey, int]) -> None:
+        self._retired[uid] = dict(marks)
+        self._retired.move_to_end(uid)
+        while len(self._retired) > self.policy.remember_alerted_pods:
+            self._retired.popitem(last=False)
+
+    @staticmethod
+    def _evidence(s: Seen) -> Evidence:
+        v = s.verdict
+        return Evidence(s.window_id, s.score, v.envelope.container_id, list(v.reasons), _ms(v.start_ns), _ms(v.end_ns))
+
+    def _open(self, state: PodState, v: Verdict, threshold: float, now_ms: int) -> DetectionFinding:
+        over = [s for s in state.recent if s.over]
+        best = max(over, key=lambda s: s.score)  # first of equal scores: the earliest
+        first = over[0].verdict
+        alert = OpenAlert(
+            alert_id=alert_id(state.uid, v.window_id),
+            opened_by=v.window_id,
+            created_ms=now_ms,
+            first_seen_ms=_ms(first.start_ns) or int(first.envelope.observed_at.timestamp() * 1000),
+            last_seen_ms=_ms(v.end_ns) or now_ms,
+            window_ids=deque((s.window_id for s in over), maxlen=self.policy.max_window_ids),
+            windows_over=len(over),
+            windows_seen=len(state.recent),
+            peak=best.score,
+            last_score=v.score or 0.0,
+            threshold=threshold,
+            model=v.model,
+            evidence=self._evidence(best),
+        )
+        state.alert, state.alerted = alert, True
+        return self._event(ACTIVITY_CREATE, state, now_ms)
+
+    def _grow(self, state: PodState, v: Verdict, over: bool, threshold: float, now_ms: int) -> list[DetectionFinding]:
+        alert = state.alert
+        assert alert is not None
+        score = v.score or 0.0
+        alert.windows_seen += 1
+        alert.last_score = score
+        alert.last_seen_ms = _ms(v.end_ns) or now_ms
+        alert.model, alert.threshold = v.model, threshold
+        if over:
+            alert.windows_over += 1
+            alert.window_ids.append(v.window_id)
+            if score > alert.peak:
+                alert.peak = score
+                alert.evidence = self._evidence(state.recent[-1])
+        if score < self.policy.resolve_factor * threshold:
+            alert.below_run += 1
+        else:
+            alert.below_run = 0
+        if alert.below_run >= self.policy.resolve_m:
+            why = (
+                f"{alert.below_run} consecutive windows scored below {self.policy.resolve_factor * threshold:.3f} "
+                f"({self.policy.resolve_factor:g} x threshold)"
+            )
+            return [self._close(state, now_ms, why)]
+        material = (
+            alert.severity_id != alert.emitted_severity
+            or alert.peak >= alert.emitted_peak + self.policy.update_score_delta
+            or alert.windows_over >= 2 * alert.emitted_over
+        )
+        return [self._event(ACTIVITY_UPDATE, state, now_ms)] if material else []
+
+    def _close(self, state: PodState, now_ms: int, why: str) -> DetectionFinding:
+        finding = self._event(ACTIVITY_CLOSE, state, now_ms, why)
+        state.alert = None
+        state.recent.clear()
+        return finding
+
+    def _event(self, activity: int, state: PodState, now_ms: int, resolution: str = "") -> DetectionFinding:
+        alert = state.alert
+        assert alert is not None
+        alert.sequence += 1
+        alert.emitted_peak, alert.emitted_over, alert.emitted_severity = (
+            alert.peak,
+            alert.windows_over,
+            alert.severity_id,
+        )
+        finding = self._emit(AlertEvent(activity, state, alert, now_ms, resolution))
+        self._state_out[state.uid] = finding
+        return finding
+
+    # ---- restart -------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything (before ``restore`` from the alerts topic after a failure)."""
+        self.pods.clear()
+        self._retired.clear()
+        self._state_out.clear()
+
+    def restore(self, latest: Iterable[DetectionFinding], now: float | None = None) -> int:
+        """Rebuild open alerts and replay marks from the latest finding of each pod; returns open alerts."""
+        t = self._clock() if now is None else now
+        opened = 0
+        for finding in latest:
+            try:
+                opened += self._restore_one(finding, t)
+            except (KeyError, TypeError, ValueError, ValidationError) as exc:
+                log.warning("alert %s: cannot restore (%s), skipped", finding.finding_info.uid, exc)
+        return opened
+
+    def _restore_one(self, f: DetectionFinding, t: float) -> int:
+        m = f.unmapped.get("minerlens")
+        if not isinstance(m, dict):
+            return 0
+        uid = str(m["pod_uid"])
+        marks = marks_from_json(m.get("last_windows"))
+        state = self.pods.get(uid)
+        if f.activity_id == ACTIVITY_CLOSE:
+            if state is not None and state.alert is not None and state.alert.alert_id != f.finding_info.uid:
+                return 0  # a newer alert of this pod is open in memory
+            if state is None:
+                prior = self._retired.get(uid, {})
+                self._retire(uid, {k: max(v, prior.get(k, v)) for k, v in {**prior, **marks}.items()})
+            else:
+                state.alert = None
+                self._merge(state, marks)
+                state.alerted = True
+            return 0
+        pod = PodRef(
+            uid=uid, namespace=str(m.get("namespace", "")), name=str(m.get("pod", "")), labels=dict(m.get("labels", {}))
+        )
+        if state is None:
+            node, cluster = str(m.get("node", "")), str(m.get("cluster", "default"))
+            state = PodState(pod=pod, node=node, cluster=cluster, recent=deque(maxlen=self.policy.n))
+            self.pods[uid] = state
+        self._merge(state, marks)
+        state.alerted, state.last_seen, state.last_scored = True, t, t
+        if state.alert is not None and state.alert.alert_id == f.finding_info.uid:
+            return 1
+        model = m["model"]
+        ev = m.get("evidence") or {}
+        alert = OpenAlert(
+            alert_id=f.finding_info.uid,
+            opened_by=str(m.get("opened_by", "")),
+            created_ms=f.finding_info.created_time,
+            first_seen_ms=f.finding_info.first_seen_time or f.finding_info.created_time,
+            last_seen_ms=f.finding_info.last_seen_time or f.time,
+            window_ids=deque((str(w) for w in m.get("window_ids", [])), maxlen=self.policy.max_window_ids),
+            windows_over=int(m["windows_over"]),
+            windows_seen=int(m["windows_seen"]),
+            peak=float(m["score"]),
+            last_score=float(m.get("last_score") or m["score"]),
+            threshold=float(m["threshold"]),
+            model=ModelRef.model_validate(model),
+            evidence=Evidence(
+                window_id=str(ev.get("window_id", m.get("explain_window", ""))),
+                score=float(ev.get("score") or m["score"]),
+                container_id=str(m.get("container_id", "")),
+                reasons=[Reason.model_validate(r) for r in m.get("reasons", [])],
+                start_ms=ev.get("start_ms"),
+                end_ms=ev.get("end_ms"),
+            ),
+            sequence=int(m.get("sequence", 1)),
+            below_run=int(m.get("below_run", 0)),
+        )
+        emitted = m.get("last_event") or {}
+        alert.emitted_peak = float(emitted.get("peak", alert.peak))
+        alert.emitted_over = int(emitted.get("windows_over", alert.windows_over))
+        alert.emitted_severity = int(emitted.get("severity_id", f.severity_id))
+        state.alert = alert
+        return 1
+
+    @staticmethod
+    def _merge(state: PodState, marks: dict[StreamKey, int]) -> None:
+        for k, i in marks.items():
+            state.last_windows[k] = max(i, state.last_windows.get(k, i))
