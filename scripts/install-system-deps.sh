@@ -103,7 +103,7 @@ stop_system_services() {
 }
 
 missing=()
-for pkg in redis-server strace build-essential "${LAB_PACKAGES[@]}"; do
+for pkg in redis-server strace build-essential buildah debootstrap "${LAB_PACKAGES[@]}"; do
     pkg_installed "${pkg}" || missing+=("${pkg}")
 done
 if (( $(java_major) < MIN_JAVA )) || ! command -v javac >/dev/null 2>&1; then

@@ -34,4 +34,4 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/lint-imports
 .venv/bin/mypy
-MINERLENS_REQUIRE_SERVICES=1 MINERLENS_REQUIRE_KERNEL=1 .venv/bin/python -m pytest "$@"
+MINERLENS_REQUIRE_SERVICES=1 MINERLENS_REQUIRE_KERNEL=1 MINERLENS_REQUIRE_IMAGE_BUILD=1 .venv/bin/python -m pytest "$@"

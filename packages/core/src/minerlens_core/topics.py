@@ -11,7 +11,10 @@ VERDICTS = "minerlens.verdicts.v1"
 ALERTS = "minerlens.alerts.v1"
 """OCSF Detection Findings, one open alert per pod, keyed by pod uid."""
 
-ALL = (SYSCALLS, WINDOWS, VERDICTS, ALERTS)
+AUDIT = "minerlens.audit.v1"
+"""The responder's decisions (acted, dry-run, skipped, refused), keyed by pod uid."""
+
+ALL = (SYSCALLS, WINDOWS, VERDICTS, ALERTS, AUDIT)
 
 
 def dead_letter(topic: str) -> str:
