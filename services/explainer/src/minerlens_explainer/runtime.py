@@ -1,0 +1,92 @@
+"""The composition root: everything a request or the ingestion needs, built once per process."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from minerlens_core.settings import KafkaSettings
+
+from minerlens_explainer.auth import TokenFile
+from minerlens_explainer.backend import ExplainerBackend, TrainingBackend
+from minerlens_explainer.cache import SingleFlight
+from minerlens_explainer.explaining import Explaining
+from minerlens_explainer.ingest import Ingestor, IngestStatus, IngestTopics, KafkaIngest
+from minerlens_explainer.metrics import Metrics
+from minerlens_explainer.redis_link import RedisLink
+from minerlens_explainer.registry import ModelRegistry
+from minerlens_explainer.settings import ExplainerSettings
+from minerlens_explainer.store import PodStore
+
+log = logging.getLogger(__name__)
+
+
+def limit_native_threads(n: int) -> None:
+    """Executor thread initializer: at most ``n`` OpenMP/BLAS threads per explanation.
+
+    XGBoost predicts (SHAP/LIME score perturbations) with every core by default; several requests at
+    once then oversubscribe the CPU and OpenMP's spinning threads make one explanation ~10x slower
+    on a busy node. Requests run in parallel over ``workers`` threads instead.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover (installed with scikit-learn)
+        log.warning("threadpoolctl is missing: explanations use every core per request")
+        return
+    threadpool_limits(limits=n)
+
+
+@dataclass
+class Runtime:
+    """Everything a request needs, built once per process (``Runtime.create``)."""
+
+    settings: ExplainerSettings
+    tokens: TokenFile
+    metrics: Metrics
+    link: RedisLink
+    store: PodStore
+    registry: ModelRegistry
+    flight: SingleFlight
+    explaining: Explaining
+    executor: ThreadPoolExecutor
+    kafka: KafkaSettings
+    ingest_status: IngestStatus = field(default_factory=IngestStatus)
+
+    @classmethod
+    def create(
+        cls, settings: ExplainerSettings, backend: ExplainerBackend | None = None, kafka: KafkaSettings | None = None
+    ) -> Runtime:
+        """Check tokens and load models now: a misconfigured service fails at start, not on first request."""
+        tokens = TokenFile(settings.tokens_file)
+        metrics = Metrics()
+        link = RedisLink(settings.redis_url, settings.redis_timeout_s, settings.redis_retry_s)
+        link.on_change = lambda up: metrics.redis_up.set(1 if up else 0)
+        store = PodStore(
+            link, settings.key_prefix, max_windows=settings.max_windows_per_pod,
+            max_verdicts=settings.max_verdicts_per_pod, ttl_s=settings.window_ttl_s,
+            alert_ttl_s=settings.alert_ttl_s, max_pods=settings.max_pods_listed,
+        )  # fmt: skip
+        registry = ModelRegistry(settings.models, backend or TrainingBackend(), settings.method_params)
+        flight = SingleFlight(
+            link, ttl_s=settings.cache_ttl_s, lock_ttl_ms=settings.lock_ttl_ms,
+            wait_timeout_s=settings.wait_timeout_s, on_status=metrics.cache_result,
+        )  # fmt: skip
+        executor = ThreadPoolExecutor(
+            max_workers=settings.workers, thread_name_prefix="explain", initializer=limit_native_threads,
+            initargs=(settings.compute_threads,),
+        )  # fmt: skip
+        explaining = Explaining(registry, flight, executor, metrics, settings.key_prefix)
+        return cls(settings, tokens, metrics, link, store, registry, flight, explaining, executor,
+                   kafka or KafkaSettings())  # fmt: skip
+
+    def ingestor(self) -> Ingestor:
+        s = self.settings
+        return Ingestor(self.store, IngestTopics(s.windows_topic, s.verdicts_topic, s.alerts_topic))
+
+    def kafka_ingest(self) -> KafkaIngest:
+        return KafkaIngest(self.ingestor(), self.kafka, self.settings.group_id, self.metrics, self.ingest_status)
+
+    async def close(self) -> None:
+        await self.link.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
