@@ -42,9 +42,6 @@ TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 printf 'read:%s\n' "${TOKEN}" > "${OUT}/tokens" && chmod 600 "${OUT}/tokens"
 
 export MINERLENS_KAFKA_BOOTSTRAP=${MINERLENS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
-# demo topics of their own, so earlier runs' messages never mix in
-RUN=$(date +%s)
-export MINERLENS_DEMO_RUN=${RUN}
 
 echo "== services: collector (tracefs) -> featurizer (Faust) -> scorer (ONNX Runtime) -> explainer (FastAPI :${EXPLAINER_PORT})"
 MINERLENS_COLLECTOR_HTTP_PORT=9464 "${ML}" collector run > "${OUT}/collector.log" 2>&1 &
@@ -52,10 +49,11 @@ pids+=($!)
 MINERLENS_FEATURIZER_MODEL_DIR="${MODEL_DIR}" MINERLENS_FEATURIZER_DATA_DIR="${OUT}/featurizer" \
     "${ML}" featurizer run > "${OUT}/featurizer.log" 2>&1 &
 pids+=($!)
-MINERLENS_SCORER_MODEL_DIR="${MODEL_DIR}" "${ML}" scorer run > "${OUT}/scorer.log" 2>&1 &
+MINERLENS_SCORER_MODELS_DIR="${MODEL_DIR}" "${ML}" scorer run > "${OUT}/scorer.log" 2>&1 &
 pids+=($!)
-MINERLENS_EXPLAINER_MODEL_DIR="${MODEL_DIR}" MINERLENS_EXPLAINER_TOKENS_FILE="${OUT}/tokens" \
-    MINERLENS_EXPLAINER_PORT="${EXPLAINER_PORT}" "${ML}" explainer run > "${OUT}/explainer.log" 2>&1 &
+MINERLENS_EXPLAINER_MODELS="${MODEL_DIR}" MINERLENS_EXPLAINER_TOKENS_FILE="${OUT}/tokens" \
+    MINERLENS_EXPLAINER_HOST=127.0.0.1 MINERLENS_EXPLAINER_PORT="${EXPLAINER_PORT}" \
+    MINERLENS_EXPLAINER_REDIS_URL=redis://127.0.0.1:16379/0 "${ML}" explainer run > "${OUT}/explainer.log" 2>&1 &
 pids+=($!)
 sleep 8
 
@@ -75,6 +73,6 @@ pids+=($!)
 echo "== why was crypto/ci-runner-7 flagged? (GET /v1/pods/crypto/ci-runner-7/explanation?method=shap)"
 curl -sf -H "Authorization: Bearer ${TOKEN}" \
     "http://127.0.0.1:${EXPLAINER_PORT}/v1/pods/crypto/ci-runner-7/explanation?method=shap" \
-    | .venv/bin/python -c 'import json,sys; e=json.load(sys.stdin); print(e["summary"]); [print(" -", c["text"] or c["feature"]) for c in e["contributions"][:6]]' \
+    | .venv/bin/python -c 'import json,sys,textwrap; e=json.load(sys.stdin)["explanation"]; print(textwrap.fill(e["summary"], 110)); [print(" -", c["text"] or c["feature"], "(%s, %+.3f)" % (c["direction"], c["contribution"])) for c in e["contributions"][:6]]' \
     || echo "   (no explanation: see ${OUT}/explainer.log)"
 echo "== logs and the per-pod summary: ${OUT}/"

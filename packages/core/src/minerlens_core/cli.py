@@ -84,12 +84,13 @@ def watch_cmd(
     """Live per-pod table of verdicts and alerts (topics minerlens.verdicts.v1 and minerlens.alerts.v1)."""
     import json
 
-    from minerlens_core.pipeline_view import run_watch
+    from minerlens_core.pipeline_view import run_watch, wide_console
     from minerlens_core.settings import KafkaSettings
 
     view = run_watch(KafkaSettings(), seconds, from_beginning)
+    out = wide_console()
     for line in view.alert_report() or ["no alert was raised"]:
-        Console().print(line, highlight=False, markup=False)
+        out.print(line, highlight=False, markup=False)
     if summary_json is not None:
         summary_json.write_text(json.dumps(view.summary(), indent=2) + "\n")
 

@@ -7,6 +7,7 @@ and scripts can check the same numbers (``summary()``).
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -146,7 +147,7 @@ async def watch_pipeline(
     await consumer.start()
     deadline = time.monotonic() + seconds
     try:
-        with Live(view.table(), console=console or Console(), refresh_per_second=2, transient=False) as live:
+        with Live(view.table(), console=console or wide_console(), refresh_per_second=2, transient=False) as live:
             while time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batches.items():
@@ -162,6 +163,11 @@ async def watch_pipeline(
     finally:
         await consumer.stop()
     return view
+
+
+def wide_console() -> Console:
+    """A console that does not squeeze pod names when output is not a terminal (logs, CI, pipes)."""
+    return Console() if sys.stdout.isatty() else Console(width=140)
 
 
 def run_watch(kafka: KafkaSettings, seconds: float, from_beginning: bool = False) -> PipelineView:
