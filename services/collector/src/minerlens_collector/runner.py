@@ -42,6 +42,7 @@ async def run_collector(
         node=node,
         cluster=identity.cluster,
         arch=host_arch(),
+        topic=settings.topic,
         pod_lookup=metadata.lookup if metadata else LocalPodRegistry(settings.local_pod_registry).lookup,
     )
     runner = await serve(make_app(collector.metrics.registry, collector.health), settings.http_host, settings.http_port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from minerlens_core import topics
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -12,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class CollectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MINERLENS_COLLECTOR_", extra="ignore")
 
+    topic: str = Field(default=topics.SYSCALLS, min_length=1, description="where syscall batches and drop reports go")
     source: Literal["auto", "tracefs", "strace"] = Field(
         default="auto", description="auto = tracefs when usable, else strace (slow; logged)"
     )

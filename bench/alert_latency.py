@@ -1,0 +1,124 @@
+"""Alert latency in the demo setting: a real miner pod starts -> its OCSF alert is on Kafka.
+
+Run as root with the local Kafka up (scripts/kafka.sh start):
+    .venv/bin/python bench/alert_latency.py [--rounds 3] [--workload miner-randomx-2t] [--model models/default]
+
+Starts the real services on topics of their own (collector -> featurizer -> scorer), then per round
+runs the miner from the lab catalog as a fresh emulated pod and measures wall time from the pod's
+start to the first alert for that pod on the alerts topic. Prints each round and the median; nothing
+is asserted. The collector traces every pod on the node, so other pods running meanwhile add load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from minerlens_core.kafka import make_consumer
+from minerlens_core.schemas.ocsf import decode_finding
+from minerlens_core.settings import KafkaSettings
+from minerlens_lab.catalog import select
+from minerlens_lab.live import run_live_pod
+from minerlens_lab.runner import default_cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+MINERLENS = str(Path(sys.executable).parent / "minerlens")
+
+
+async def first_alert(kafka: KafkaSettings, topic: str, namespace: str, name: str, timeout_s: float) -> float | None:
+    consumer = make_consumer(kafka, topic, group_id=f"bench-alert-{uuid.uuid4().hex[:8]}", auto_offset_reset="latest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for recs in (await consumer.getmany(timeout_ms=200)).values():
+                for r in recs:
+                    f = decode_finding(r.value or b"")
+                    if f.pod is not None and (f.pod.namespace, f.pod.name) == (namespace, name):
+                        return time.monotonic()
+    finally:
+        await consumer.stop()
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workload", default="miner-randomx-2t")
+    ap.add_argument("--model", type=Path, default=ROOT / "models" / "default")
+    ap.add_argument("--timeout", type=float, default=60.0)
+    args = ap.parse_args()
+    run = uuid.uuid4().hex[:6]
+    t = {k: f"bench-{run}.{k}" for k in ("syscalls", "windows", "verdicts", "alerts")}
+    env = {
+        **os.environ,
+        "MINERLENS_COLLECTOR_TOPIC": t["syscalls"],
+        "MINERLENS_COLLECTOR_HTTP_PORT": "0",
+        "MINERLENS_FEATURIZER_APP_ID": f"bench-featurizer-{run}",
+        "MINERLENS_FEATURIZER_INPUT_TOPIC": t["syscalls"],
+        "MINERLENS_FEATURIZER_OUTPUT_TOPIC": t["windows"],
+        "MINERLENS_FEATURIZER_MODEL_DIR": str(args.model),
+        "MINERLENS_FEATURIZER_WEB_PORT": "0",
+        "MINERLENS_FEATURIZER_DATA_DIR": f"/tmp/bench-featurizer-{run}",
+        "MINERLENS_SCORER_MODELS_DIR": str(args.model),
+        "MINERLENS_SCORER_WINDOWS_TOPIC": t["windows"],
+        "MINERLENS_SCORER_VERDICTS_TOPIC": t["verdicts"],
+        "MINERLENS_SCORER_ALERTS_TOPIC": t["alerts"],
+        "MINERLENS_SCORER_GROUP_ID": f"bench-scorer-{run}",
+        "MINERLENS_SCORER_HTTP_PORT": "0",
+    }
+    procs = [
+        subprocess.Popen([MINERLENS, svc, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for svc in ("collector", "featurizer", "scorer")
+    ]
+    (workload,) = [w for w in select(args.workload) if w.name == args.workload]
+    kafka = KafkaSettings()
+    latencies: list[float] = []
+    try:
+        time.sleep(10)
+        for k in range(args.rounds):
+            ns, name = "bench", f"miner-{run}-{k}"
+            stop = threading.Event()
+            started: dict[str, float] = {}
+            pod = threading.Thread(
+                target=run_live_pod,
+                args=(workload, ns, name),
+                kwargs={"seconds": args.timeout, "cache_dir": default_cache_dir(), "stop": stop,
+                        "on_start": lambda _p, s=started: s.setdefault("t", time.monotonic())},
+            )  # fmt: skip
+            alert = asyncio.run_coroutine_threadsafe(
+                first_alert(kafka, t["alerts"], ns, name, args.timeout), loop := asyncio.new_event_loop()
+            )
+            threading.Thread(target=loop.run_forever, daemon=True).start()
+            time.sleep(1)  # the alert consumer is assigned before the pod starts
+            pod.start()
+            at = alert.result(timeout=args.timeout + 30)
+            stop.set()
+            pod.join()
+            loop.call_soon_threadsafe(loop.stop)
+            if at is None or "t" not in started:
+                print(f"round {k + 1}: no alert within {args.timeout:.0f} s")
+                continue
+            latencies.append(at - started["t"])
+            print(f"round {k + 1}: alert {latencies[-1]:.1f} s after the miner pod started")
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+    if latencies:
+        print(f"alert latency ({args.workload}, {len(latencies)}/{args.rounds} rounds alerted): "
+              f"median {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
