@@ -1,9 +1,11 @@
 """Shared fixtures: a small labelled dataset (the committed sample when present, else synthetic) and one
-fitted detector per model, trained on all runs but one per family (the held-out runs are the test set)."""
+fitted detector per model (feature and sequence models alike), trained on all runs but one per family
+(the held-out runs are the test set)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import numpy.typing as npt
 import pytest
 from minerlens_lab.manifest import load_manifest
 from minerlens_training.datasets import Dataset, load_dataset
-from minerlens_training.detectors import DETECTORS, Detector, make_detector
+from minerlens_training.detectors import DETECTORS, BaseDetector, make_detector
 
 from tests.training.synthetic import write_synthetic_dataset
 
@@ -33,6 +35,12 @@ def dataset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if SAMPLE.is_dir() and _usable(SAMPLE):
         return SAMPLE
     return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic-lab"))
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny synthetic dataset (2 benign + 2 miner families, timestamps): for end-to-end runs that must be fast."""
+    return write_synthetic_dataset(tmp_path_factory.mktemp("synthetic-small"))
 
 
 @pytest.fixture(scope="session")
@@ -62,10 +70,27 @@ def held(dataset: Dataset) -> Held:
     return Held(train.astype(np.int64), test.astype(np.int64))
 
 
-@pytest.fixture(scope="session", params=sorted(DETECTORS))
-def fitted(request: pytest.FixtureRequest, dataset: Dataset, held: Held) -> Detector:
-    det = make_detector(str(request.param), seed=0)
-    X, y = dataset.subset(held.train)
-    det.fit(X, y)
-    det.infer_threshold(X[y == 0], FPR)
-    return det
+FitModel = Callable[[str], BaseDetector]
+
+
+@pytest.fixture(scope="session")
+def fit_model(dataset: Dataset, held: Held) -> FitModel:
+    """``fit_model(name)``: that detector fitted on the training runs, threshold at ``FPR`` (cached per session)."""
+    cache: dict[str, BaseDetector] = {}
+
+    def get(name: str) -> BaseDetector:
+        if name not in cache:
+            det = make_detector(name, seed=0)
+            inputs = dataset.inputs(det.input_kind)
+            X, y = inputs[held.train], dataset.y[held.train]
+            det.fit(X, y)
+            det.infer_threshold(X[y == 0], FPR)
+            cache[name] = det
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(params=sorted(DETECTORS))
+def fitted(request: pytest.FixtureRequest, fit_model: FitModel) -> BaseDetector:
+    return fit_model(str(request.param))

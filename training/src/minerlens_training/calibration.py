@@ -15,15 +15,19 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import GroupKFold
 
-from minerlens_training.detectors import Detector, make_detector, threshold_for_fpr
+from minerlens_training.detectors import BaseDetector, threshold_for_fpr
+from minerlens_training.errors import DatasetError
 
 Calibration = Literal["train", "oof"]
-F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
+Inputs = npt.NDArray[np.float32] | npt.NDArray[np.integer]
 
 
-def calibrate(det: Detector, X: F32, y: I64, groups: I64, fpr: float, how: Calibration, folds: int = 3) -> float:
-    """Set ``det``'s threshold (``det`` is already fitted on ``X, y``) for benign-window FPR ``fpr``."""
+def calibrate(det: BaseDetector, X: Inputs, y: I64, groups: I64, fpr: float, how: Calibration, folds: int = 3) -> float:
+    """Set ``det``'s threshold (``det`` is already fitted on ``X, y``) for benign-window FPR ``fpr``.
+
+    ``X`` is what ``det`` reads (feature vectors or sequences); the fold models are ``det.clone()``s.
+    """
     if how == "train":
         return det.infer_threshold(X[y == 0], fpr)
     benign_scores: list[npt.NDArray[np.float64]] = []
@@ -32,10 +36,11 @@ def calibrate(det: Detector, X: F32, y: I64, groups: I64, fpr: float, how: Calib
         te_benign = te[y[te] == 0]
         if te_benign.size == 0:
             continue
-        if len(np.unique(y[tr])) < 2:  # a fold without both labels: fall back to the full model's scores
+        try:
+            fold = det.clone().fit(X[tr], y[tr])
+        except DatasetError:  # a fold the model cannot be fitted on (one label only): the full model's scores
             benign_scores.append(det.score(X[te_benign]))
             continue
-        fold = make_detector(det.name, seed=det.seed).fit(X[tr], y[tr])
         benign_scores.append(fold.score(X[te_benign]))
     det.threshold = threshold_for_fpr(np.concatenate(benign_scores), fpr)
     det.threshold_fpr = fpr

@@ -1,7 +1,8 @@
 """Honest evaluation: every detector on leave-one-family-out and group-by-run splits, plus the leaky split.
 
-For each split the detector is fitted on the training windows, its threshold is inferred on the
-**training** benign windows for the target FPR, and the test windows are scored. Results are kept per
+For each split the detector is fitted on the training windows (feature vectors or, for the sequence
+models, ``Dataset.sequences``), its threshold is inferred from the **training** benign windows for the
+target FPR (``calibration``), and the test windows are scored. Results are kept per
 split and pooled per scheme over each window's "own" split (LOFO: the split that held out the window's
 family; run k-fold: the fold that held out its run), so every window is scored exactly once by a model
 that never saw its family (resp. run).
@@ -20,13 +21,14 @@ import numpy.typing as npt
 
 from minerlens_training.calibration import Calibration, calibrate
 from minerlens_training.datasets import MINER, Dataset
-from minerlens_training.detectors import make_detector
-from minerlens_training.metrics import AlertPolicy, binary_metrics, trace_metrics
+from minerlens_training.detectors import detector_class, make_detector
+from minerlens_training.metrics import AlertPolicy, binary_metrics, roc_points, trace_metrics
 from minerlens_training.splits import Split, leaky_random_split, lofo_splits, run_kfold_splits
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Progress = Callable[[str], None]
+"""called after each fitted split with a short description (the CLI advances its progress bar)"""
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,15 @@ def _trace_block(records: list[dict[str, Any]]) -> dict[str, float]:
 def evaluate_split(
     ds: Dataset, split: Split, model: str, cfg: EvalConfig
 ) -> tuple[dict[str, Any], F64, npt.NDArray[np.bool_]]:
-    X_tr, y_tr = ds.subset(split.train)
-    X_te, y_te = ds.subset(split.test)
+    inputs = ds.inputs(detector_class(model).input_kind)
+    X_tr, y_tr = inputs[split.train], ds.y[split.train]
+    X_te, y_te = inputs[split.test], ds.y[split.test]
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     threshold = calibrate(det, X_tr, y_tr, ds.run[split.train], cfg.fpr, cfg.calibration)
+    calibrate_s = time.perf_counter() - t0
     scores = det.score(X_te)
     pred = np.asarray(scores > threshold, np.bool_)
     result: dict[str, Any] = {
@@ -109,6 +114,7 @@ def evaluate_split(
         "model": model,
         "threshold": threshold,
         "fit_seconds": round(fit_s, 2),
+        "calibration_seconds": round(calibrate_s, 2),
         "train_windows": int(split.train.size),
         "test_windows": int(split.test.size),
         "window": binary_metrics(y_te, scores, pred),
@@ -135,7 +141,9 @@ def _pooled(ds: Dataset, pool: _Pool) -> dict[str, Any]:
     scores, preds = np.concatenate(pool.scores), np.concatenate(pool.preds)
     return {
         "window": binary_metrics(ds.y[rows], scores, preds),
+        "roc": roc_points(ds.y[rows], scores),
         "trace": _trace_block(pool.runs),
+        "alert_latency": alert_latency(pool.runs, ds.spec.window.seconds),
         "runs": pool.runs,
         "families": _family_table(ds, rows, preds, pool.runs),
         "noise": _group_recall(pool.runs, lambda r: None if r["noise"] is None else f"{r['noise']}%"),
@@ -144,6 +152,25 @@ def _pooled(ds: Dataset, pool: _Pool) -> dict[str, Any]:
         ),
         "variants": _group_recall(pool.runs, lambda r: r["variant"] if r["label"] == MINER else None),
     }
+
+
+def alert_latency(runs: list[dict[str, Any]], window_seconds: float | None) -> dict[str, Any]:
+    """Windows (and seconds, for time windows) from a miner run's first window to its alert, over alerted runs.
+
+    The alert fires at the end of window ``first_alert_window``, so its latency is ``first_alert_window + 1``
+    windows; with time windows of ``s`` seconds that is at most ``(first + 1) * s`` seconds of mining.
+    """
+    first = [r["first_alert_window"] + 1 for r in runs if r["label"] == MINER and r["alerted"]]
+    out: dict[str, Any] = {"alerted_runs": len(first), "median_windows": None, "p90_windows": None}
+    if first:
+        out["median_windows"] = float(np.median(first))
+        out["p90_windows"] = float(np.percentile(first, 90))
+    if window_seconds is not None:
+        out["window_seconds"] = window_seconds
+        for k in ("median", "p90"):
+            v = out[f"{k}_windows"]
+            out[f"{k}_seconds"] = None if v is None else v * window_seconds
+    return out
 
 
 def _family_table(
@@ -214,19 +241,32 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Every model on every split; returns the JSON-ready report (see ``report.render_markdown``)."""
-    cfg = cfg or EvalConfig()
-    say = progress or (lambda _msg: None)
+def _schemes(ds: Dataset, cfg: EvalConfig) -> dict[str, list[Split]]:
     schemes: dict[str, list[Split]] = {
         "lofo": lofo_splits(ds),
         "run-kfold": run_kfold_splits(ds, cfg.k_folds, cfg.seed),
     }
     if cfg.leaky:
         schemes["leaky-random"] = [leaky_random_split(ds, seed=cfg.seed)]
+    return schemes
+
+
+def count_fits(ds: Dataset, cfg: EvalConfig) -> int:
+    """How many times ``evaluate`` calls ``progress`` (one per model and split)."""
+    return len(cfg.models) * sum(len(s) for s in _schemes(ds, cfg).values())
+
+
+def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Every model on every split; returns the JSON-ready report (see ``report.render_markdown``)."""
+    cfg = cfg or EvalConfig()
+    say = progress or (lambda _msg: None)
+    for model in cfg.models:
+        detector_class(model)  # unknown names fail before any fit
+    schemes = _schemes(ds, cfg)
     report: dict[str, Any] = {
         "config": {
             "models": list(cfg.models),
+            "kind_of_score": {m: detector_class(m).kind_of_score for m in cfg.models},
             "fpr": cfg.fpr,
             "alert_policy": {"k": cfg.policy.k, "n": cfg.policy.n},
             "k_folds": cfg.k_folds,
@@ -241,8 +281,8 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
         for scheme, splits in schemes.items():
             pool = _Pool()
             for split in splits:
-                say(f"{model} {split.name}")
                 result, scores, pred = evaluate_split(ds, split, model, cfg)
+                say(f"{model} {split.name}")
                 report["splits"].append(result)
                 own = _own(ds, split)
                 pool.rows.append(split.test[own])
@@ -252,3 +292,28 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
                 pool.runs.extend(own_runs)
             report["pooled"].setdefault(model, {})[scheme] = _pooled(ds, pool)
     return report
+
+
+def window_comparison_row(ds: Dataset, report: dict[str, Any], model: str) -> dict[str, Any]:
+    """One line of the window-length comparison: ``model``'s pooled LOFO and run-k-fold results on ``ds``."""
+    pooled = report["pooled"][model]
+    row: dict[str, Any] = {
+        "model": model,
+        "seconds": ds.spec.window.seconds,
+        "window_policy": ds.spec.window.model_dump(mode="json"),
+        "windows": len(ds),
+        "miner_windows": int(ds.y.sum()),
+    }
+    for scheme in ("lofo", "run-kfold"):
+        if pooled.get(scheme):
+            row[scheme] = {k: pooled[scheme][k] for k in ("window", "trace", "alert_latency", "noise")}
+            row[scheme] |= failures(pooled[scheme]["runs"])
+    return row
+
+
+def failures(runs: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The runs a pooled result gets wrong at trace level: miners never alerted, benign runs alerted."""
+    return {
+        "missed_miner_runs": [r["run_id"] for r in runs if r["label"] == MINER and not r["alerted"]],
+        "alerted_benign_runs": [r["run_id"] for r in runs if r["label"] != MINER and r["alerted"]],
+    }

@@ -15,6 +15,7 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
+    roc_curve,
 )
 
 F64 = npt.NDArray[np.float64]
@@ -47,6 +48,19 @@ def binary_metrics(y: I64, scores: F64, pred: Bool) -> dict[str, float]:
     out["roc_auc"] = float(roc_auc_score(y, scores)) if both else float("nan")
     out["fpr"] = fp / n_neg if n_neg else float("nan")
     return out
+
+
+def roc_points(y: I64, scores: F64, max_points: int = 200) -> dict[str, list[float]]:
+    """The ROC curve (false-positive rate, true-positive rate), thinned to at most ``max_points`` corners
+    (empty lists when one class is missing)."""
+    y = np.asarray(y, np.int64)
+    if y.size == 0 or y.min() == y.max():
+        return {"fpr": [], "tpr": []}
+    fpr, tpr, _ = roc_curve(y, scores, drop_intermediate=True)
+    if fpr.size > max_points:
+        keep = np.unique(np.linspace(0, fpr.size - 1, max_points).round().astype(np.int64))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Write an evaluation report as JSON (everything) and Markdown (the tables people read)."""
+"""Write an evaluation report as JSON (everything), Markdown (the tables people read) and PNG plots.
+
+``write_report(report, DIR, name)`` writes ``DIR/name.json``, ``DIR/name.md`` and ``DIR/name-*.png``
+(``minerlens_training.plots``), the Markdown linking the figures by relative path.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-JSON_NAME = "evaluation.json"
-MD_NAME = "evaluation.md"
+REPORT_NAME = "evaluation"
+JSON_NAME = f"{REPORT_NAME}.json"
+MD_NAME = f"{REPORT_NAME}.md"
 _CALIBRATION = {
     "train": "training benign windows",
     "oof": "out-of-fold (grouped by run) scores of the training benign windows",
@@ -45,7 +50,10 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: dict[str, Any]) -> str:
+def render_markdown(report: dict[str, Any], figures: dict[str, str] | None = None) -> str:
+    """The Markdown report; ``figures`` maps a plot name (``roc``, ``families``, ``noise``, ``paper``) to its
+    file name next to the Markdown."""
+    figs = figures or {}
     cfg, ds = report["config"], report["dataset"]
     pol = cfg["alert_policy"]
     out = [
@@ -57,7 +65,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{_CALIBRATION[cfg.get('calibration', 'train')]} of each split. "
         f"Trace alert: {pol['k']} of the last {pol['n']} windows over the threshold.",
         "",
+    ]
+    out += _models_section(report)
+    out += [
         "## Pooled results (window level)",
+        "",
+        "Each window is scored once, by the model of the split that held it out (LOFO: its family; run "
+        "k-fold: its run); `leaky-random` is the paper-style random 70/30 split of windows, for contrast.",
         "",
     ]
     rows = []
@@ -66,12 +80,14 @@ def render_markdown(report: dict[str, Any]) -> str:
             if res:
                 rows.append([model, scheme, *(res["window"].get(c) for c in WINDOW_COLS), int(res["window"]["n"])])
     out += [_table(["model", "split", *WINDOW_COLS, "windows"], rows), ""]
+    out += _figure(figs, "roc", "ROC curves of the pooled window scores")
     out += ["## Pooled results (trace level)", ""]
     rows = []
     for model, schemes in report["pooled"].items():
         for scheme, res in schemes.items():
             if res and res["trace"]["runs"]:
                 t = res["trace"]
+                lat = res.get("alert_latency") or {}
                 rows.append(
                     [
                         model,
@@ -83,6 +99,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                         int(t["miner_runs"]),
                         int(t["benign_runs"]),
                         int(t["miner_runs_too_short"]),
+                        lat.get("median_seconds", lat.get("median_windows")),
                     ]
                 )
     out += [
@@ -97,20 +114,220 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "miner runs",
                 "benign runs",
                 "miner runs < k windows",
+                "median time to alert (s, or windows)",
             ],
             rows,
         ),
         "",
     ]
-    out += _lofo_sections(report)
+    out += _failures_section(report)
+    out += _lofo_sections(report, figs)
     out += _group_sections(report, "noise", "Recall by injected-noise share (miners)")
     out += _group_sections(report, "throttle", "Recall on throttled miners")
+    out += _figure(figs, "noise", "Miner recall by injected noise and throttling (LOFO)")
     out += _group_sections(report, "variants", "Recall by miner variant")
+    out += _paper_section(report, figs)
+    out += _window_section(report)
     return "\n".join(out) + "\n"
 
 
-def _lofo_sections(report: dict[str, Any]) -> list[str]:
+def _failures_section(report: dict[str, Any]) -> list[str]:
+    from minerlens_training.evaluate import failures
+
+    out = ["## Where each model fails (trace level)", ""]
+    for model, schemes in report["pooled"].items():
+        for scheme in ("lofo", "run-kfold"):
+            runs = (schemes.get(scheme) or {}).get("runs")
+            if not runs:
+                continue
+            f = failures(runs)
+            missed = ", ".join(f["missed_miner_runs"]) or "none"
+            alerted = ", ".join(f["alerted_benign_runs"]) or "none"
+            n_m = sum(r["label"] == "miner" for r in runs)
+            out.append(
+                f"* **{model}, {scheme}**: missed {len(f['missed_miner_runs'])}/{n_m} miner runs ({missed}); "
+                f"alerted on {len(f['alerted_benign_runs'])}/{len(runs) - n_m} benign runs ({alerted})."
+            )
+    return [*out, ""]
+
+
+def _figure(figs: dict[str, str], name: str, alt: str) -> list[str]:
+    return [f"![{alt}]({figs[name]})", ""] if name in figs else []
+
+
+def _models_section(report: dict[str, Any]) -> list[str]:
+    kinds = report["config"].get("kind_of_score", {})
+    rows = []
+    for model in report["pooled"]:
+        splits = [s for s in report["splits"] if s["model"] == model]
+        rows.append(
+            [
+                model,
+                kinds.get(model, "miner probability"),
+                len(splits),
+                sum(s["fit_seconds"] for s in splits),
+                sum(s.get("calibration_seconds", 0.0) for s in splits),
+            ]
+        )
+    return [
+        "## Models",
+        "",
+        _table(["model", "score", "splits", "fit seconds (sum)", "threshold calibration seconds (sum)"], rows),
+        "",
+        "`log_loss` of an anomaly score (the LSTM autoencoder) treats the score as a probability; it only "
+        "compares runs of that model, not models.",
+        "",
+    ]
+
+
+def _paper_section(report: dict[str, Any], figs: dict[str, str]) -> list[str]:
+    paper = report.get("paper")
+    if not paper:
+        return []
+    cols = ("accuracy", "f1", "precision", "recall", "kappa", "roc_auc", "fpr")
+    rows = []
+    for model, res in paper["results"].items():
+        for scheme, label in (("paper-random-70/30", "paper: random 70/30 frames"), ("lofo", "LOFO frames")):
+            if scheme in res:
+                w = res[scheme]["window"]
+                rows.append([model, label, *(w.get(c) for c in cols), int(w["n"])])
+        honest = report["pooled"].get(model, {}).get("lofo")
+        if honest:
+            w = honest["window"]
+            rows.append(
+                [
+                    model,
+                    f"LOFO windows, {report['config']['fpr']} FPR threshold",
+                    *(w.get(c) for c in cols),
+                    int(w["n"]),
+                ]
+            )
+    gap = []
+    for model, res in paper["results"].items():
+        a = res.get("paper-random-70/30", {}).get("window", {})
+        b = res.get("lofo", {}).get("window", {})
+        gap.append(
+            [
+                model,
+                paper["reported_accuracy"].get(model),
+                a.get("accuracy"),
+                b.get("accuracy"),
+                _diff(a.get("accuracy"), b.get("accuracy")),
+                _diff(a.get("f1"), b.get("f1")),
+                _diff(a.get("kappa"), b.get("kappa")),
+                _diff(a.get("fpr"), b.get("fpr")),
+            ]
+        )
+    return [
+        "## The paper's setup versus honest splits",
+        "",
+        f"Raw {paper['frame_n']}-gram frames (stride 1, at most {paper['per_run']} contiguous frames from the middle "
+        f"of each run, {paper['frames']} frames, {paper['miner_frames']} from miners, {paper['runs']} runs); the ids "
+        f"are the features of tree/XGBoost/MLP and the LSTM's sequence. Decision rule: score > {paper['threshold']} "
+        "(the paper's). `paper: random 70/30 frames` is the paper's validation; `LOFO frames` the same models and "
+        "frames with whole families held out (pooled as above). The `LOFO windows` rows are this report's honest "
+        "window-level numbers (other features and threshold) for reference.",
+        "",
+        _table(["model", "setup", *cols, "n"], rows),
+        "",
+        "Gap (random split minus LOFO; positive = the random split flatters the model):",
+        "",
+        _table(
+            [
+                "model",
+                "paper reported accuracy",
+                "random accuracy",
+                "LOFO accuracy",
+                "Δ accuracy",
+                "Δ F1",
+                "Δ kappa",
+                "Δ FPR",
+            ],
+            gap,
+        ),
+        "",
+        *_figure(figs, "paper", "Paper setup vs leave-one-family-out"),
+    ]
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    if isinstance(a, float) and isinstance(b, float) and math.isfinite(a) and math.isfinite(b):
+        return a - b
+    return None
+
+
+def _window_section(report: dict[str, Any]) -> list[str]:
+    rows_in = report.get("window_comparison")
+    if not rows_in:
+        return []
+    rows: list[list[Any]] = []
+    fails: list[str] = []
+    for r in rows_in:
+        for scheme in ("lofo", "run-kfold"):
+            res = r.get(scheme)
+            if not res:
+                continue
+            w, t, lat = res["window"], res["trace"], res.get("alert_latency", {})
+            noise90 = next((g["window_recall"] for g in res.get("noise", []) if g["group"] == "90%"), None)
+            rows.append(
+                [
+                    f"{r['seconds']:g} s",
+                    scheme,
+                    r["windows"],
+                    r["miner_windows"],
+                    w.get("recall"),
+                    w.get("fpr"),
+                    w.get("roc_auc"),
+                    w.get("kappa"),
+                    t.get("recall"),
+                    t.get("fpr"),
+                    lat.get("median_seconds"),
+                    lat.get("p90_seconds"),
+                    noise90,
+                ]
+            )
+            missed = ", ".join(res.get("missed_miner_runs", [])) or "none"
+            alerted = ", ".join(res.get("alerted_benign_runs", [])) or "none"
+            fails.append(
+                f"* {r['seconds']:g} s, {scheme}: missed miner runs: {missed}; alerted benign runs: {alerted}."
+            )
+    model = rows_in[0].get("model", "xgboost")
+    pol = report["config"]["alert_policy"]
+    lengths = ", ".join(f"{r['seconds']:g}" for r in rows_in)
+    return [
+        f"## Window length ({model})",
+        "",
+        f"Time windows of {lengths} s, same protocol ({report['config']['fpr']} FPR threshold, alert {pol['k']} "
+        f"of the last {pol['n']} windows). Time to alert: from a miner run's first window to the end of the window "
+        f"that raised the alert, over alerted runs; the floor is {pol['k']} windows.",
+        "",
+        _table(
+            [
+                "window",
+                "split",
+                "windows",
+                "miner windows",
+                "window recall",
+                "window FPR",
+                "ROC-AUC",
+                "kappa",
+                "trace recall",
+                "trace FPR",
+                "median s to alert",
+                "p90 s to alert",
+                "90 % noise window recall",
+            ],
+            rows,
+        ),
+        "",
+        *fails,
+        "",
+    ]
+
+
+def _lofo_sections(report: dict[str, Any], figs: dict[str, str]) -> list[str]:
     out = ["## Leave-one-family-out, per held-out family", ""]
+    out += _figure(figs, "families", "Share of each held-out family's windows over the threshold, per model")
     for model in report["pooled"]:
         splits = [s for s in report["splits"] if s["model"] == model and s["scheme"] == "lofo"]
         fams = {f["family"]: f for f in report["pooled"][model].get("lofo", {}).get("families", [])}
@@ -161,14 +378,23 @@ def _group_sections(report: dict[str, Any], key: str, title: str) -> list[str]:
     return [f"## {title}", "", _table(header, rows), ""]
 
 
-def write_report(report: dict[str, Any], directory: Path) -> tuple[Path, Path]:
+def write_report(
+    report: dict[str, Any], directory: Path, name: str = REPORT_NAME, plots: bool = True
+) -> tuple[Path, Path]:
+    """Write ``name.json``, ``name.md`` and (``plots``) ``name-*.png`` into ``directory``; returns (json, md)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    paths = (directory / JSON_NAME, directory / MD_NAME)
-    texts = (json.dumps(_clean(report), indent=1, allow_nan=False) + "\n", render_markdown(report))
+    figures: dict[str, str] = {}
+    if plots:
+        from minerlens_training.plots import write_all
+
+        figures = {p.stem.removeprefix(f"{name}-"): p.name for p in write_all(report, directory, name)}
+    paths = (directory / f"{name}.json", directory / f"{name}.md")
+    texts = (json.dumps(_clean(report), indent=1, allow_nan=False) + "\n", render_markdown(report, figures))
     for path, text in zip(paths, texts, strict=True):
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is for everyone to read
         os.replace(tmp, path)
     return paths

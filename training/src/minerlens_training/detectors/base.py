@@ -1,16 +1,23 @@
 """The detector interface shared by every model (alibi-detect style).
 
-``fit(X, y)`` trains an sklearn ``Pipeline`` (median imputation of the NaN time features, then the
-model); ``score(X)`` is the miner probability in [0, 1]; ``infer_threshold(X_benign, fpr)`` picks the
-threshold on benign scores so that at most ``fpr`` of those windows score above it; ``predict(X)`` is
-``score(X) > threshold``. The same pipeline is exported to ONNX (``minerlens_training.onnx_export``).
+``BaseDetector`` is the contract: ``fit(X, y)``; ``score(X)`` in [0, 1] (higher = more miner-like);
+``infer_threshold(X_benign, fpr)`` picks the threshold on benign scores so that at most ``fpr`` of those
+windows score above it; ``predict(X)`` is ``score(X) > threshold``. ``input_kind`` says what ``X`` is:
+``features`` (float32 vectors laid out as ``FeatureSpec.names``) or ``sequence`` (syscall ids of each
+window, ``Dataset.sequences``).
+
+``Detector`` is the feature-vector family: ``fit`` trains an sklearn ``Pipeline`` (median imputation of
+the NaN time features, then the model) whose ``score`` is the miner probability; the same pipeline is
+exported to ONNX (``minerlens_training.onnx_export``). The sequence models (LSTM, LSTM autoencoder)
+live in ``minerlens_training.sequence``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -43,19 +50,66 @@ def threshold_for_fpr(benign_scores: F64, fpr: float) -> float:
     return float(s[min(allowed, s.size - 1)])
 
 
-class Detector(ABC):
-    """A binary miner detector over feature vectors (rows laid out as ``FeatureSpec.names``)."""
+InputKind = Literal["features", "sequence"]
+ScoreKind = Literal["miner probability", "anomaly score"]
+
+
+class BaseDetector(ABC):
+    """A binary miner detector: the interface every model implements (and the contract tests check)."""
 
     name: ClassVar[str]
-    """registry name (``tree``, ``xgboost``, ``mlp``)"""
+    """registry name (``tree``, ``xgboost``, ``mlp``, ``lstm``, ``lstm-ae``)"""
     kind: ClassVar[str]
     """model family recorded in artifacts"""
+    input_kind: ClassVar[InputKind] = "features"
+    kind_of_score: ClassVar[ScoreKind] = "miner probability"
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
-        self._pipeline: Pipeline | None = None
         self.threshold: float | None = None
         self.threshold_fpr: float | None = None
+
+    @abstractmethod
+    def fit(self, X: ArrayLike, y: ArrayLike) -> Self:
+        """Train on windows ``X`` with labels ``y`` (1 = miner); forgets any threshold."""
+
+    @abstractmethod
+    def score(self, X: ArrayLike) -> F64:
+        """Score of each window in [0, 1], higher = more miner-like."""
+
+    @property
+    @abstractmethod
+    def fitted(self) -> bool: ...
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The constructor arguments of this detector (read back from same-named attributes)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {p: getattr(self, p) for p in names if hasattr(self, p)}
+
+    def clone(self) -> Self:
+        """A fresh, unfitted detector with the same hyperparameters (out-of-fold calibration refits it)."""
+        return type(self)(**self.hyperparameters())
+
+    def infer_threshold(self, X_benign: ArrayLike, fpr: float) -> float:
+        """Set (and return) the threshold giving a benign-window false-positive rate <= ``fpr`` on ``X_benign``."""
+        self.threshold = threshold_for_fpr(self.score(X_benign), fpr)
+        self.threshold_fpr = fpr
+        return self.threshold
+
+    def predict(self, X: ArrayLike) -> Bool:
+        scores = self.score(X)
+        if self.threshold is None:
+            msg = f"{self.name}: call infer_threshold() before predict()"
+            raise ThresholdNotInferredError(msg)
+        return np.asarray(scores > self.threshold, dtype=np.bool_)
+
+
+class Detector(BaseDetector):
+    """A detector over feature vectors (rows laid out as ``FeatureSpec.names``): an sklearn pipeline."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self._pipeline: Pipeline | None = None
         self.n_features: int | None = None
 
     @abstractmethod
@@ -108,19 +162,6 @@ class Detector(ABC):
         proba = np.asarray(pipe.predict_proba(X32), dtype=np.float64)
         classes = list(pipe.classes_)
         return np.clip(proba[:, classes.index(1)], 0.0, 1.0)
-
-    def infer_threshold(self, X_benign: ArrayLike, fpr: float) -> float:
-        """Set (and return) the threshold giving a benign-window false-positive rate <= ``fpr`` on ``X_benign``."""
-        self.threshold = threshold_for_fpr(self.score(X_benign), fpr)
-        self.threshold_fpr = fpr
-        return self.threshold
-
-    def predict(self, X: ArrayLike) -> Bool:
-        scores = self.score(X)
-        if self.threshold is None:
-            msg = f"{self.name}: call infer_threshold() before predict()"
-            raise ThresholdNotInferredError(msg)
-        return np.asarray(scores > self.threshold, dtype=np.bool_)
 
 
 def _matrix(X: ArrayLike) -> npt.NDArray[np.float32]:

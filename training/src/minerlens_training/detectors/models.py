@@ -32,16 +32,23 @@ class DecisionTreeDetector(Detector):
 
 
 class XGBoostDetector(Detector):
-    """Gradient-boosted trees (XGBoost ``hist``), class-balanced through sample weights."""
+    """Gradient-boosted trees (XGBoost ``hist``), class-balanced through sample weights.
+
+    ``n_jobs`` defaults to 1: on a shared 2-core machine two threads made a fit 3-4x slower (they wait on
+    each other), and the models are small.
+    """
 
     name = "xgboost"
     kind = "gradient-boosted-trees"
 
-    def __init__(self, seed: int = 0, n_estimators: int = 150, max_depth: int = 6, learning_rate: float = 0.1) -> None:
+    def __init__(
+        self, seed: int = 0, n_estimators: int = 150, max_depth: int = 6, learning_rate: float = 0.1, n_jobs: int = 1
+    ) -> None:
         super().__init__(seed)
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
+        self.n_jobs = n_jobs
 
     def _build(self, y: npt.NDArray[np.int64]) -> Pipeline:
         xgb = XGBClassifier(
@@ -51,7 +58,7 @@ class XGBoostDetector(Detector):
             tree_method="hist",
             subsample=0.8,
             colsample_bytree=0.5,
-            n_jobs=2,
+            n_jobs=self.n_jobs,
             random_state=self.seed,
             base_score=0.5,
         )
