@@ -49,9 +49,9 @@ pids+=($!)
 MINERLENS_FEATURIZER_MODEL_DIR="${MODEL_DIR}" MINERLENS_FEATURIZER_DATA_DIR="${OUT}/featurizer" \
     "${ML}" featurizer run > "${OUT}/featurizer.log" 2>&1 &
 pids+=($!)
-MINERLENS_SCORER_MODELS_DIR="${MODEL_DIR}" "${ML}" scorer run > "${OUT}/scorer.log" 2>&1 &
+MINERLENS_SCORER_MODELS_DIR="${ROOT}/models" "${ML}" scorer run > "${OUT}/scorer.log" 2>&1 &
 pids+=($!)
-MINERLENS_EXPLAINER_MODELS="${MODEL_DIR}" MINERLENS_EXPLAINER_TOKENS_FILE="${OUT}/tokens" \
+MINERLENS_EXPLAINER_MODELS="${MODEL_DIR},${ROOT}/models/lstm-ae" MINERLENS_EXPLAINER_TOKENS_FILE="${OUT}/tokens" \
     MINERLENS_EXPLAINER_HOST=127.0.0.1 MINERLENS_EXPLAINER_PORT="${EXPLAINER_PORT}" \
     MINERLENS_EXPLAINER_REDIS_URL=redis://127.0.0.1:16379/0 "${ML}" explainer run > "${OUT}/explainer.log" 2>&1 &
 pids+=($!)

@@ -28,7 +28,8 @@ from tests.integration.services import kafka_bootstrap, require_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "traces"
-MODEL = ROOT / "models" / "default"
+MODELS = ROOT / "models"  # the shipped models: default (XGBoost, deciding) and lstm-ae (scored alongside)
+MODEL = MODELS / "default"
 PODS = {  # trace -> (namespace, name, miner?)
     "miner-randomx-2t-r1.parquet": ("crypto", "ci-runner-7", True),
     "idle-redis-r1.parquet": ("shop", "cache-0", False),
@@ -101,7 +102,7 @@ def test_replayed_pods_flow_to_verdicts_and_one_alert_for_the_miner(tmp_path: Pa
         "MINERLENS_FEATURIZER_IDLE_TIMEOUT_S": "8",
         "MINERLENS_FEATURIZER_WEB_PORT": "0",
         "MINERLENS_FEATURIZER_STANDBY_REPLICAS": "0",
-        "MINERLENS_SCORER_MODELS_DIR": str(MODEL),
+        "MINERLENS_SCORER_MODELS_DIR": str(MODELS),
         "MINERLENS_SCORER_WINDOWS_TOPIC": t["windows"],
         "MINERLENS_SCORER_VERDICTS_TOPIC": t["verdicts"],
         "MINERLENS_SCORER_ALERTS_TOPIC": t["alerts"],
@@ -153,6 +154,12 @@ def test_replayed_pods_flow_to_verdicts_and_one_alert_for_the_miner(tmp_path: Pa
     assert (first.pod.namespace, first.pod.name) == ("crypto", "ci-runner-7")
     assert first.finding_info.analytic.type_id == 4
     assert first.unmapped["minerlens"]["reasons"], "the alert says why"
+    scored = [v for vs in got.values() for v in vs if v.decision != "insufficient_data"]
+    assert scored
+    assert all({s.model.name for s in v.scores} == {"minerlens-xgboost", "minerlens-lstm-ae"} for v in scored), (
+        "every scored window carries both shipped models' scores"
+    )
+    assert all(v.model.name == "minerlens-xgboost" for v in scored), "XGBoost decides"
     miner_verdicts = got[miner_uid]
     assert sum(v.decision == "miner" for v in miner_verdicts) >= 0.5 * len(miner_verdicts)
     for uid in set(expected) - {miner_uid}:
