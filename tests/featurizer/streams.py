@@ -25,7 +25,7 @@ from minerlens_featurizer.spec import ServedSpec, policy_tag
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "traces"
-MODEL = ROOT / "models" / "xgboost-time1s"
+MODEL = ROOT / "models" / "default"  # the shipped model: its spec (2-s time windows) is what production serves
 T0 = (time.time_ns() // 10**9 - 3600) * 10**9  # replay start: an hour ago, on a whole second
 FAR_FUTURE = 4e9  # a wall clock past every idle timeout
 

@@ -146,6 +146,9 @@ class Worker:
             "MINERLENS_FEATURIZER_WEB_PORT": str(self.port),
             "MINERLENS_FEATURIZER_IDLE_TIMEOUT_S": "4",
             "MINERLENS_FEATURIZER_TICK_INTERVAL_S": "0.5",
+            # the tests publish faster than real time: a partition with any backlog must not have its time
+            # windows closed by other partitions' watermarks (in production the lag tolerance absorbs jitter)
+            "MINERLENS_FEATURIZER_CATCHUP_LAG": "0",
             "MINERLENS_FEATURIZER_STANDBY_REPLICAS": "0",
             "MINERLENS_FEATURIZER_SESSION_TIMEOUT_S": "6",  # a killed worker's partitions move on quickly
         }
