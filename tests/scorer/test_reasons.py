@@ -113,3 +113,20 @@ def test_benign_range_of_shares() -> None:
     assert benign_range("freq.read", 0.05, 0.3) == "5-30%"
     assert benign_range("freq.read", 0.0, 0.0) == "0%"
     assert benign_range("freq.read", 0.0, 0.005) == "< 1%"
+
+
+def test_a_hashed_pair_bucket_is_named_by_the_windows_own_syscalls() -> None:
+    from minerlens_core.features import index_of, ngram_buckets
+
+    poll, recv, write = index_of("poll"), index_of("recvfrom"), index_of("write")
+    seq = [poll, recv] * 20 + [write, write]
+    bucket = int(ngram_buckets(np.array([poll, recv]), 2, 128)[0])
+    names = (f"ngram2_nc.{bucket}", "freq.read")
+    benign = np.column_stack([np.zeros(100), np.full(100, 0.2)])
+    ranker = ReasonRanker(Background.from_windows(names, benign, np.zeros(100, np.int64), [0.5, 0.5]), names)
+    x = np.array([[0.5, 0.2]])
+    (with_seq,) = ranker.reasons(x, [seq])
+    assert with_seq[0].feature == names[0]
+    assert "(here: poll→recvfrom" in with_seq[0].text
+    (without,) = ranker.reasons(x)
+    assert "here:" not in without[0].text

@@ -52,7 +52,9 @@ def load_model(directory: Path, *, threads: int = 1, reasons_top: int = 5) -> Lo
         return LoadedModel(model, None, f"{model.name} {model.manifest.version} has no {BACKGROUND_FILE}")
     background = Background.load(model.directory / BACKGROUND_FILE)
     try:
-        ranker = ReasonRanker(background, model.manifest.feature_names, top=reasons_top)
+        ranker = ReasonRanker(
+            background, model.manifest.feature_names, top=reasons_top, buckets=model.spec.params.buckets
+        )
     except ValueError as exc:
         msg = f"{model.directory / BACKGROUND_FILE}: {exc}"
         raise ArtifactError(msg) from None

@@ -9,10 +9,12 @@ cheap triage hint, not an attribution: the explainer service computes SHAP/LIME 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.features import VOCAB_SIZE, VOCABULARY, ngram_buckets
 from minerlens_core.models import Background
 from minerlens_core.schemas.windows import Reason
 
@@ -124,12 +126,13 @@ def describe(name: str, value: float, lo: float, hi: float) -> str:
 class ReasonRanker:
     """Rank features of many windows at once against an artifact's benign background."""
 
-    def __init__(self, background: Background, names: Sequence[str], top: int = 5) -> None:
+    def __init__(self, background: Background, names: Sequence[str], top: int = 5, buckets: int = 128) -> None:
         if tuple(background.feature_names) != tuple(names):
             msg = "background.npz feature names differ from the model's feature names"
             raise ValueError(msg)
         self.names = tuple(names)
         self.top = top
+        self.buckets = buckets
         self.lo = background.benign_p05.astype(np.float64)
         self.hi = background.benign_p95.astype(np.float64)
         self.median = background.benign_median.astype(np.float64)
@@ -147,6 +150,18 @@ class ReasonRanker:
         """only features the model uses can be reasons: the rest is never computed"""
         self._w, self._lo, self._hi, self._scale = (a[self.cols] for a in (self.weight, self.lo, self.hi, self.scale))
 
+    def _seen(self, name: str, sequence: Sequence[int] | None) -> str:
+        """' (here: poll→recvfrom, ...)' for a no-cheap n-gram bucket, from the window's own syscalls."""
+        group, _, bucket = name.partition(".")
+        n = {"ngram2_nc": 2, "ngram3_nc": 3}.get(group)
+        if n is None or not sequence or not bucket.isdigit():
+            return ""
+        ids = np.asarray(sequence, dtype=np.int64)
+        ids = ids[(ids >= 0) & (ids < VOCAB_SIZE)]
+        hits = np.flatnonzero(ngram_buckets(ids, n, self.buckets) == int(bucket))
+        grams = Counter("→".join(VOCABULARY[int(i)] for i in ids[h : h + n]) for h in hits.tolist())
+        return f" (here: {', '.join(g for g, _ in grams.most_common(2))})" if grams else ""
+
     def weights(self, X: F32 | F64) -> F64:
         """``(n, dim)`` non-negative reason weights (0 inside the benign range or for unknown values)."""
         x = np.asarray(X, dtype=np.float64)
@@ -160,8 +175,11 @@ class ReasonRanker:
         out: F64 = self._w * np.log1p(np.nan_to_num(excess, nan=0.0) / self._scale)
         return out
 
-    def reasons(self, X: F32 | F64) -> list[list[Reason]]:
-        """The top reasons of each row of ``X`` (possibly fewer, or none when every value looks benign)."""
+    def reasons(self, X: F32 | F64, sequences: Sequence[Sequence[int]] | None = None) -> list[list[Reason]]:
+        """The top reasons of each row of ``X`` (possibly fewer, or none when every value looks benign).
+
+        ``sequences`` (the windows' non-cheap syscall ids) name the calls behind a hashed n-gram bucket.
+        """
         x = np.asarray(X, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] == 0 or self.top == 0 or len(self.cols) == 0:
             return [[] for _ in range(x.shape[0] if x.ndim == 2 else 0)]
@@ -184,7 +202,8 @@ class ReasonRanker:
                         value=value,
                         baseline=None if math.isnan(median) else median,
                         contribution=round(weight, 6),
-                        text=describe(name, value, float(self.lo[c]), float(self.hi[c])),
+                        text=describe(name, value, float(self.lo[c]), float(self.hi[c]))
+                        + self._seen(name, None if sequences is None else sequences[row]),
                     )
                 )
             out.append(reasons)

@@ -160,7 +160,8 @@ class Scorer:
         reasons: dict[int, list[Reason]] = {}
         if primary.ranker is not None and miner.any():
             flagged = np.flatnonzero(miner).tolist()
-            reasons = dict(zip(flagged, primary.ranker.reasons(inputs.features()[flagged]), strict=True))
+            seqs = [windows[j].sequence for j in flagged]
+            reasons = dict(zip(flagged, primary.ranker.reasons(inputs.features()[flagged], seqs), strict=True))
         others: dict[int, list[ModelScore]] = {}
         for model, rows, scores in extra:
             if scores is None:
