@@ -62,24 +62,22 @@ async def _collect(kafka: KafkaSettings, verdicts: str, alerts: str, expected: d
     got: dict[str, list] = defaultdict(list)
     found: list = []
     deadline = time.monotonic() + timeout_s
+
+    async def poll(timeout_ms: int) -> None:
+        for tp, recs in (await consumer.getmany(timeout_ms=timeout_ms)).items():
+            for r in recs:
+                if tp.topic == alerts:
+                    found.append(decode_finding(r.value or b""))
+                else:
+                    v = decode_verdict(r.value or b"")
+                    got[v.envelope.pod.uid if v.envelope.pod else ""].append(v)
+
     try:
         while time.monotonic() < deadline:
-            for tp, recs in (await consumer.getmany(timeout_ms=500)).items():
-                for r in recs:
-                    if tp.topic == alerts:
-                        found.append(decode_finding(r.value or b""))
-                    else:
-                        v = decode_verdict(r.value or b"")
-                        got[v.envelope.pod.uid if v.envelope.pod else ""].append(v)
+            await poll(500)
             if all(len(got[uid]) >= n for uid, n in expected.items()) and found:
                 await asyncio.sleep(3)  # anything late (a duplicate) would show up now
-                for tp, recs in (await consumer.getmany(timeout_ms=1000)).items():
-                    for r in recs:
-                        if tp.topic == alerts:
-                            found.append(decode_finding(r.value or b""))
-                        else:
-                            v = decode_verdict(r.value or b"")
-                            got[v.envelope.pod.uid if v.envelope.pod else ""].append(v)
+                await poll(1000)
                 break
     finally:
         await consumer.stop()

@@ -293,10 +293,7 @@ class FeaturizerApp:
         for r in self.encoder.encode(box.windows):
             sent.append(await self.outputs.windows.send(key=r.key, value=r.value, headers=r.headers, force=True))
         for d in box.dead_letters:
-            headers = [
-                *dead_letter_headers(d.reason, d.error, d.topic, d.offset),
-                ("source.partition", str(d.partition).encode()),
-            ]
+            headers = dead_letter_headers(d.reason, d.error, d.topic, d.offset, d.partition)
             sent.append(await self.outputs.dead_letters.send(key=d.key, value=d.value, headers=headers, force=True))
         for c in box.control:
             targets = range(self.partitions) if c.partition is None else [c.partition]

@@ -136,11 +136,7 @@ class AlertConsumer:
     async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, error: BaseException) -> None:
         assert self._producer is not None
         kept: Headers = [(k, v) for k, v in record.headers or () if not k.startswith(_DLQ_HEADER_PREFIXES)]
-        headers = [
-            *kept,
-            *dead_letter_headers(reason, error, record.topic, record.offset),
-            ("source.partition", str(record.partition).encode()),
-        ]
+        headers = [*kept, *dead_letter_headers(reason, error, record.topic, record.offset, record.partition)]
         await self._producer.send_and_wait(self._dlq_topic, record.value, key=record.key, headers=headers)
         self.dead_lettered += 1
         self._metrics.dead_letters.labels(reason=reason).inc()
