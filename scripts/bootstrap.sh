@@ -12,7 +12,7 @@ if [[ ! -x .venv/bin/python ]]; then
     "${PY}" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/pip install -q -e 'packages/core[kafka,onnx]' -e 'services/collector[k8s]' -e 'lab[pow]' -e 'training[deep,explain]' \
+.venv/bin/pip install -q -e 'packages/core[kafka,onnx,http]' -e 'services/collector[k8s]' -e 'lab[pow]' -e 'training[deep,explain]' \
     -e services/featurizer -e services/scorer -e services/explainer -e services/siem -e services/responder \
     -r requirements/dev.txt
 bash scripts/kafka.sh fetch

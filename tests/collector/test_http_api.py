@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import aiohttp
-from aiohttp import web
 from minerlens_collector.events import RawEvents
-from minerlens_collector.http_api import make_app, serve
 from minerlens_collector.service import Collector
 from minerlens_collector.settings import CollectorSettings
+from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.schemas import Envelope, PodRef, SyscallBatch
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.syscalls import Arch
@@ -46,11 +45,8 @@ async def test_metrics_and_health_report_state() -> None:
     collector._emit([batch])
     collector.report_losses()  # the source says CPU 3 lost 12 events
     collector._sync_publisher_metrics()
-    runner = await serve(make_app(collector.metrics.registry, collector.health), "127.0.0.1", 0)
+    runner, port = await serve(probe_app(collector.metrics.registry, collector.health), "127.0.0.1", 0)
     try:
-        site = next(iter(runner.sites))
-        assert isinstance(site, web.TCPSite)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         async with aiohttp.ClientSession() as s:
             async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
                 text = await r.text()

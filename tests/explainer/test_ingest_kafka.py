@@ -86,6 +86,7 @@ async def test_ingestion_from_live_kafka(
             assert len(dl) == 1, topic
             headers = dict(dl[0].headers)  # type: ignore[attr-defined]
             assert headers["source.topic"] == topic.encode()
+            assert int(headers["source.partition"]) >= 0
             assert headers["error.reason"].startswith(b"invalid")
         counts = ready["ingest"]["counts"]
         assert counts[f"{settings.windows_topic}:stored"] == 5

@@ -126,15 +126,20 @@ def assert_same(got: dict[str, FeatureWindow], want: dict[str, Expected]) -> int
         if stream not in last or (e.start_ns or 0) > (want[last[stream]].start_ns or 0):
             last[stream] = wid
     closed_by_watermark = 0
-    for wid, fw in got.items():
+    wrong = []
+    for wid, fw in sorted(got.items(), key=lambda kv: (kv[0].rsplit("/", 1)[0], kv[1].index)):
         e = want[wid]
         vec = np.array(fw.vector(), dtype=np.float64)
         ref = e.features.astype(np.float64)
         differ = np.flatnonzero(~((vec == ref) | (np.isnan(vec) & np.isnan(ref))))
-        assert differ.size == 0, (
-            f"{wid}: features {differ[:10]} differ; count {fw.count} (offline {e.count}),"
-            f" start {fw.start_ns} ({e.start_ns}), first_seq {fw.first_seq}, complete {fw.complete} ({e.complete})"
-        )
+        if differ.size:
+            wrong.append(
+                f"{wid}: features {differ[:10]} differ; count {fw.count} (offline {e.count}),"
+                f" start {fw.start_ns} ({e.start_ns}), first_seq {fw.first_seq}, complete {fw.complete} ({e.complete})"
+            )
+    assert not wrong, f"{len(wrong)} of {len(got)} windows differ:\n" + "\n".join(wrong[:8])
+    for wid, fw in got.items():
+        e = want[wid]
         assert fw.sequence == e.sequence, wid
         assert (fw.count, fw.start_ns, fw.end_ns) == (e.count, e.start_ns, e.end_ns), wid
         if fw.complete != e.complete:

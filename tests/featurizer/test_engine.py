@@ -219,6 +219,27 @@ def test_redelivered_messages_already_in_the_state_are_skipped(
     assert run.engine.metrics.replayed._value.get() == 3
 
 
+def test_input_offsets_never_delivered_are_counted(settings: FeaturizerSettings, count_spec: FeatureSpec) -> None:
+    """A consumer that drops a message (faust#596) leaves a hole in the partition's offsets: counted, with the
+    batch itself showing up as a seq gap (loss in the next window); a restart on the state counts across."""
+    run = EngineRun(count_spec, settings)
+    batches = [batch(i, T0 + i * 50 * MS) for i in range(6)]
+    run.feed(raw(batches[0]), offset=10)  # the first message after an empty state: nothing to compare with
+    run.feed(raw(batches[1]), offset=11)
+    run.feed(raw(batches[3]), offset=13)  # offset 12 (seq 2) never arrived
+    run.checkpoint()
+    skipped = run.engine.metrics.offset_gaps
+    assert skipped._value.get() == 1
+    assert run.engine.metrics.seq_gaps._value.get() == 1
+    run.restart()
+    run.feed(raw(batches[5]), offset=15)  # resumes from the stored offset 13: 14 is missing
+    run.checkpoint()
+    assert run.engine.metrics.offset_gaps._value.get() == 1
+    run.feed(raw(batches[5]), offset=15)  # a redelivery is not a gap
+    assert run.engine.metrics.offset_gaps._value.get() == 1
+    assert run.engine.metrics.replayed._value.get() == 1
+
+
 def test_pending_loss_survives_a_restart(settings: FeaturizerSettings, count_spec: FeatureSpec) -> None:
     run = EngineRun(count_spec, settings)
     run.feed(raw(drop(9, pod="p2")))

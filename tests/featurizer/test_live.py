@@ -289,11 +289,6 @@ def test_windows_dead_letters_and_drop_reports(tmp_path: Path) -> None:
     assert dict(lost) == {pods[0].uid: 123 + 45, pods[1].uid: 45, pods[2].uid: 45}, logs
 
 
-@pytest.mark.xfail(
-    reason="known bug, issue #5 left open: about 1 restart in 3 loses the events of one batch at the restart "
-    "boundary (a window is short by one batch, or missing); see docs/known-gaps.md",
-    strict=False,
-)
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restart_mid_stream_loses_no_window(tmp_path: Path, how: str) -> None:
     run = Run(tmp_path, partitions=1)  # see test_windows_dead_letters_and_drop_reports
@@ -317,9 +312,11 @@ def test_restart_mid_stream_loses_no_window(tmp_path: Path, how: str) -> None:
         restored = second.metric("minerlens_featurizer_restored_streams_total")
         duplicates = second.metric("minerlens_featurizer_duplicate_batches_total")
         gaps = second.metric("minerlens_featurizer_seq_gap_batches_total")
+        skipped = second.metric("minerlens_featurizer_skipped_offsets_total")
     finally:
         run.stop_all()
     logs = "\n--- first\n" + first.tail() + "\n--- second\n" + run.workers[1].tail()
+    assert skipped == 0, f"{skipped} input offsets were never handed to the featurizer (faust#596?){logs}"
     got, repeats = _exactly_once(windows)
     assert set(got) == set(want), logs
     assert_same(got, want)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import aiohttp
 import typer
+from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.settings import KafkaSettings
 from minerlens_responder.cli import register
-from minerlens_responder.http_api import make_app, serve
 from minerlens_responder.policy import parse_policy
 from minerlens_responder.responder import Responder
 from minerlens_responder.service import ResponderService
@@ -60,8 +60,7 @@ def test_check_policy(tmp_path: Path) -> None:
 
 async def test_health_ready_and_metrics_endpoints() -> None:
     service = ResponderService(Responder(parse_policy("rules: []")), ResponderSettings(http_port=0), KafkaSettings())
-    http = await serve(make_app(service.metrics.registry, service.health), "127.0.0.1", 0)
-    port = http.addresses[0][1]
+    http, port = await serve(probe_app(service.metrics.registry, service.health, service.ready), "127.0.0.1", 0)
     try:
         async with aiohttp.ClientSession() as s:
             async with s.get(f"http://127.0.0.1:{port}/healthz") as r:

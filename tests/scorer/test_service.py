@@ -44,6 +44,7 @@ def test_one_batch_becomes_verdicts_alert_state_and_dead_letters(xgb_set: ModelS
     headers = dict(dead.headers)
     assert headers["error.reason"] == b"undecodable feature window"
     assert headers["source.offset"] == str(len(miner)).encode()
+    assert headers["source.partition"] == b"0"
     assert dead.value == b"\xff\x00garbage"
     alerts = [decode_finding(v) for v in by_topic[s.alerts_topic]]
     assert alerts[0].activity_name == "Create"

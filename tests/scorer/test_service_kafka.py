@@ -125,6 +125,7 @@ async def test_windows_to_verdicts_and_one_alert_replay_restart_dlq(models_dir: 
             h = dict(r.headers)
             assert h["source.topic"].decode() == settings.windows_topic
             assert int(h["source.offset"]) >= 0
+            assert int(h["source.partition"]) >= 0
             assert "error.class" in h
             assert "error.msg" in h
         assert dict(dlq[0].headers)

@@ -8,10 +8,10 @@ import os
 import signal
 import socket
 
+from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.settings import IdentitySettings, KafkaSettings
 from minerlens_core.syscalls import host_arch
 
-from minerlens_collector.http_api import make_app, serve
 from minerlens_collector.pod_registry import LocalPodRegistry
 from minerlens_collector.service import Collector
 from minerlens_collector.settings import CollectorSettings
@@ -45,7 +45,8 @@ async def run_collector(
         topic=settings.topic,
         pod_lookup=metadata.lookup if metadata else LocalPodRegistry(settings.local_pod_registry).lookup,
     )
-    runner = await serve(make_app(collector.metrics.registry, collector.health), settings.http_host, settings.http_port)
+    probes = probe_app(collector.metrics.registry, collector.health)
+    runner, port = await serve(probes, settings.http_host, settings.http_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, collector.stop)
@@ -57,7 +58,7 @@ async def run_collector(
         source.name,
         kafka.bootstrap,
         settings.http_host,
-        settings.http_port,
+        port,
     )
     try:
         await collector.run()

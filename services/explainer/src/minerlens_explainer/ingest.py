@@ -236,7 +236,7 @@ class KafkaIngest:
                     dead_letter(record.topic),
                     record.value or b"",
                     key=record.key,
-                    headers=dead_letter_headers(exc.reason, exc.cause, record.topic, record.offset),
+                    headers=dead_letter_headers(exc.reason, exc.cause, record.topic, record.offset, record.partition),
                 )
                 self._count(record.topic, "dead_lettered")
                 log.info("dead-lettered %s@%d: %s", record.topic, record.offset, exc)

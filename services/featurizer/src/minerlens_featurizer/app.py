@@ -320,14 +320,22 @@ class FeaturizerApp:
         self.engine.forget_partitions(tp.partition for tp in revoked if tp.topic == self.settings.input_topic)
 
     async def _resume_after_state(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Make consumption resume right after the messages the stored state holds.
+        """Make consumption resume right after the messages the stored state holds, and lose none.
 
         Sent after table recovery and before Faust seeks to the committed offsets. Those can be ahead of
         the state: Faust acks, without handing them to the agent, the events it skips while stopping or
         rebalancing (flow control suspended), so committing them would lose batches. They can also lag
         behind it (commit interval, crash), which the engine's offset check absorbs. Committing
         ``stored + 1`` makes the seek land exactly after the state.
+
+        Flow control is suspended here because of a race in Faust's recovery (faust-streaming/faust#596):
+        recovery resumes flow control to read the changelogs, then resumes the input partitions, seeks,
+        and resumes flow control again, which *clears the agents' queues*. A message fetched between the
+        seek and that second resume was put into a queue and silently dropped (one batch lost after about
+        one restart in five here). Suspended, the consumer waits at the flow-control gate instead and
+        delivers after the clear; Faust's own resume right after this signal lifts the suspension.
         """
+        self.app.flow_control.suspend()
         offsets: dict[TP, int] = {}
         kinds = {self.settings.input_topic: INPUT, self.settings.control_topic: CONTROL}
         for tp in self.app.consumer.assignment():

@@ -194,6 +194,11 @@ class Featurizer:
         if offset <= applied:
             self.metrics.replayed.inc()
             return False
+        if kind == INPUT and (kind, partition) in self._applied and offset > applied + 1:
+            # the syscall topic is neither compacted nor transactional: its offsets are contiguous
+            skipped = offset - applied - 1
+            log.warning("input partition %d: offsets %d..%d were never delivered", partition, applied + 1, offset - 1)
+            self.metrics.offset_gaps.inc(skipped)
         self._applied[(kind, partition)] = offset
         self._touched.add((kind, partition))
         return True

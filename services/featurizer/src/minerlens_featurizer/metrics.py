@@ -17,6 +17,12 @@ class FeaturizerMetrics:
         self.replayed = Counter(
             p + "replayed_messages", "redelivered messages already in the stored state, skipped", registry=r
         )
+        self.offset_gaps = Counter(
+            p + "skipped_offsets",
+            "input offsets never handed to the featurizer between two consecutive messages of a partition"
+            " (lost by the consumer, or deleted by retention before they were read)",
+            registry=r,
+        )
         self.duplicates = Counter(p + "duplicate_batches", "resent batches (same seq) dropped", registry=r)
         self.seq_gaps = Counter(p + "seq_gap_batches", "batches missing from a stream's seq", registry=r)
         self.seq_resets = Counter(p + "seq_resets", "streams whose seq restarted (collector restart)", registry=r)

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from minerlens_core import topics
+from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.kafka import dead_letter_headers, make_consumer, make_producer, message_headers
 from minerlens_core.schemas.envelope import SCHEMA_VERSION
 from minerlens_core.schemas.ocsf import decode_finding
@@ -21,7 +22,6 @@ from minerlens_core.settings import KafkaSettings
 from pydantic import ValidationError
 
 from minerlens_responder.audit import AuditRecord
-from minerlens_responder.http_api import make_app, serve
 from minerlens_responder.metrics import ResponderMetrics
 from minerlens_responder.responder import Responder
 from minerlens_responder.settings import ResponderSettings
@@ -51,15 +51,20 @@ class ResponderService:
         alive = not self._started or (age is not None and age < STALE_POLL_S)
         return {
             "ok": alive,
-            "ready": self._started and alive,
+            "consuming": self._started,
             "mode": self.responder.mode,
             "last_poll_age_s": None if age is None else round(age, 1),
         }
 
+    def ready(self) -> dict[str, object]:
+        """Serving: consuming alerts and polling recently."""
+        state = self.health()
+        return {**state, "ok": bool(state["ok"]) and self._started}
+
     async def run(self, *, seconds: float | None = None, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        runner = await serve(
-            make_app(self.metrics.registry, self.health), self.settings.http_host, self.settings.http_port
+        runner, _ = await serve(
+            probe_app(self.metrics.registry, self.health, self.ready), self.settings.http_host, self.settings.http_port
         )
         consumer = make_consumer(self.kafka, self.settings.alerts_topic, group_id=self.settings.group_id)
         self._producer = make_producer(self.kafka)
@@ -83,7 +88,7 @@ class ResponderService:
                     continue
                 for records in batch.values():
                     for rec in records:
-                        await self.handle_message(rec.value, rec.key, rec.headers, rec.topic, rec.offset)
+                        await self.handle_message(rec.value, rec.key, rec.headers, rec.topic, rec.offset, rec.partition)
                 await consumer.commit()
         finally:
             self._started = False
@@ -94,23 +99,31 @@ class ResponderService:
             await runner.cleanup()
 
     async def handle_message(
-        self, value: bytes | None, key: bytes | None, headers: Any, topic: str, offset: int
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Any,
+        topic: str,
+        offset: int,
+        partition: int | None = None,
     ) -> AuditRecord | None:
         self.metrics.alerts.inc()
         version = dict(headers or ()).get("minerlens.schema_version")
         if version is not None and version != str(SCHEMA_VERSION).encode():
-            await self._dead_letter(value, key, f"unsupported schema_version {version!r}", None, topic, offset)
+            await self._dead_letter(
+                value, key, f"unsupported schema_version {version!r}", None, topic, offset, partition
+            )
             return None
         try:
             finding = decode_finding(value or b"")
         except (ValidationError, ValueError) as exc:
-            await self._dead_letter(value, key, "undecodable alert", exc, topic, offset)
+            await self._dead_letter(value, key, "undecodable alert", exc, topic, offset, partition)
             return None
         try:
             record = await self.responder.handle(finding)
         except Exception as exc:
             log.exception("responder failed on alert %s", finding.alert_id)
-            await self._dead_letter(value, key, "responder error", exc, topic, offset)
+            await self._dead_letter(value, key, "responder error", exc, topic, offset, partition)
             return None
         log.info("%s", record.log_line())
         body = record.model_dump_json().encode()
@@ -121,10 +134,20 @@ class ResponderService:
         return record
 
     async def _dead_letter(
-        self, value: bytes | None, key: bytes | None, reason: str, exc: BaseException | None, topic: str, offset: int
+        self,
+        value: bytes | None,
+        key: bytes | None,
+        reason: str,
+        exc: BaseException | None,
+        topic: str,
+        offset: int,
+        partition: int | None,
     ) -> None:
         log.warning("dead-lettering %s@%d: %s%s", topic, offset, reason, f": {exc}" if exc else "")
         self.metrics.dead_lettered.inc()
         await self._producer.send_and_wait(
-            topics.dead_letter(topic), value or b"", key=key, headers=dead_letter_headers(reason, exc, topic, offset)
+            topics.dead_letter(topic),
+            value or b"",
+            key=key,
+            headers=dead_letter_headers(reason, exc, topic, offset, partition),
         )

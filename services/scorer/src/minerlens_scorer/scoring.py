@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,22 @@ F64 = npt.NDArray[np.float64]
 SPEC_MISMATCH = "feature spec mismatch"
 VECTOR_LENGTH = "feature vector length"
 SCORING_FAILED = "scoring failed"
+
+
+def _from_window(w: FeatureWindow, primary: LoadedModel, now: datetime) -> dict[str, Any]:
+    """The fields every verdict takes from its window and from the deciding model."""
+    return {
+        "envelope": w.envelope.model_copy(update={"observed_at": now}),
+        "window_id": w.window_id,
+        "policy": w.policy,
+        "index": w.index,
+        "start_ns": w.start_ns,
+        "end_ns": w.end_ns,
+        "count": w.count,
+        "lost_events": w.lost_events,
+        "threshold": primary.model.threshold,
+        "model": primary.model.ref,
+    }
 
 
 @dataclass(frozen=True)
@@ -115,17 +132,8 @@ class Scorer:
 
     def _insufficient(self, w: FeatureWindow, primary: LoadedModel) -> Verdict:
         return Verdict(
-            envelope=w.envelope.model_copy(update={"observed_at": self._clock()}),
-            window_id=w.window_id,
-            policy=w.policy,
-            index=w.index,
-            start_ns=w.start_ns,
-            end_ns=w.end_ns,
-            count=w.count,
-            lost_events=w.lost_events,
+            **_from_window(w, primary, self._clock()),
             decision="insufficient_data",
-            threshold=primary.model.threshold,
-            model=primary.model.ref,
             detail=f"{w.count} syscalls < min_syscalls {self.min_syscalls}: too few to score",
         )
 
@@ -183,18 +191,9 @@ class Scorer:
                 details.append(f"no inline reasons: {primary.note} (ask the explainer)")
             out.append(
                 Verdict.model_construct(  # every field built here (tests decode it back): no revalidation
-                    envelope=w.envelope.model_copy(update={"observed_at": now}),
-                    window_id=w.window_id,
-                    policy=w.policy,
-                    index=w.index,
-                    start_ns=w.start_ns,
-                    end_ns=w.end_ns,
-                    count=w.count,
-                    lost_events=w.lost_events,
+                    **_from_window(w, primary, now),
                     decision="miner" if miner[j] else "benign",
                     score=score,
-                    threshold=primary.model.threshold,
-                    model=primary.model.ref,
                     scores=[self._model_score(primary, score), *others.get(j, [])],
                     reasons=reasons.get(j, []),
                     detail="; ".join(details),

@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from minerlens_core.errors import FeatureSpecMismatchError
+from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.kafka import Headers, dead_letter_headers, make_consumer, make_producer, message_headers
 from minerlens_core.schemas.envelope import SCHEMA_VERSION, utcnow
 from minerlens_core.schemas.ocsf import DetectionFinding
@@ -34,7 +35,6 @@ from minerlens_core.settings import KafkaSettings
 from minerlens_scorer import __version__
 from minerlens_scorer.alerting import AlertEngine, AlertPolicy
 from minerlens_scorer.findings import ACTIVITY_NAMES, FindingFactory
-from minerlens_scorer.http_api import make_app, serve
 from minerlens_scorer.metrics import ScorerMetrics
 from minerlens_scorer.model_repository import ModelRepository, RepositoryEvent
 from minerlens_scorer.model_set import ModelSet
@@ -182,7 +182,7 @@ class ScorerService:
     def _dead_letter(self, record: ConsumerRecord, reason: str, error: BaseException | None) -> Outgoing:
         self.metrics.dead_letters.labels(reason).inc()
         self.metrics.windows.labels("dead_letter").inc()
-        headers = dead_letter_headers(reason, error, record.topic, record.offset)
+        headers = dead_letter_headers(reason, error, record.topic, record.offset, record.partition)
         return Outgoing(self.settings.dead_letter_topic, record.key, record.value or b"", headers)
 
     def handle(self, records: Sequence[ConsumerRecord], now: float | None = None) -> list[Outgoing]:
@@ -319,7 +319,7 @@ class ScorerService:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(seconds, self.stop) if seconds is not None else None
         runner, self.http_port = await serve(
-            make_app(self.metrics.registry, self.health, self.ready), self.settings.http_host, self.settings.http_port
+            probe_app(self.metrics.registry, self.health, self.ready), self.settings.http_host, self.settings.http_port
         )
         watcher: asyncio.Task[None] | None = None
         consumer: AIOKafkaConsumer | None = None
