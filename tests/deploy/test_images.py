@@ -86,7 +86,7 @@ def test_each_image_installs_only_its_libraries() -> None:
     for svc in ("featurizer", "siem", "responder"):
         assert _forbidden(text[svc]) >= set(ML), svc
     assert _forbidden(text["scorer"]) >= set(ML) - {"onnxruntime"}
-    assert '"./packages/core[kafka,onnx]" ./services/scorer' in text["scorer"]
+    assert '"./packages/core[kafka,onnx,http]" ./services/scorer' in text["scorer"]
     assert _forbidden(text["explainer"]) == {"torch"}
     assert '"./training[explain]"' in text["explainer"]
     assert "deep" not in re.sub(r"#.*", "", text["explainer"])

@@ -296,7 +296,7 @@ class FeaturizerApp:
             headers = dead_letter_headers(d.reason, d.error, d.topic, d.offset, d.partition)
             sent.append(await self.outputs.dead_letters.send(key=d.key, value=d.value, headers=headers, force=True))
         for c in box.control:
-            targets = range(self.partitions) if c.partition is None else [c.partition]
+            targets = [q for q in range(self.partitions) if q != c.skip] if c.partition is None else [c.partition]
             for p in targets:
                 sent.append(await self.outputs.control.send(value=c.value, partition=p, force=True))
         if sent:

@@ -517,7 +517,10 @@ class Featurizer:
         pod = report.envelope.pod
         if pod is None:  # node-wide: that node's streams live in every partition
             node_loss = NodeLoss(node=report.envelope.node, lost_events=lost, reason=report.reason, origin=origin)
-            self._outbox.control.append(ControlOut(encode_control(node_loss)))
+            # this partition's streams take it now, in input order (through the control topic a tick could
+            # retire a stream first); the other partitions get a copy through the control topic
+            self._on_node_loss(p, node_loss)
+            self._outbox.control.append(ControlOut(encode_control(node_loss), skip=p))
             return
         hit = [st for st in self._by_partition.get(p, {}).values() if st.header.pod.uid == pod.uid]
         for st in hit:

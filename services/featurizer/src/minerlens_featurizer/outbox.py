@@ -42,10 +42,11 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class ControlOut:
-    """A control message for one partition, or for every partition (``partition`` None)."""
+    """A control message for one partition, or for every partition (``partition`` None) except ``skip``."""
 
     value: bytes
     partition: int | None = None
+    skip: int | None = None
 
 
 @dataclass
