@@ -80,6 +80,10 @@ def watch_cmd(
     seconds: Annotated[float, typer.Option(help="how long to watch")] = 60.0,
     from_beginning: Annotated[bool, typer.Option(help="read the topics from their start")] = False,
     summary_json: Annotated[Path | None, typer.Option(help="write the final per-pod summary here (JSON)")] = None,
+    max_age: Annotated[
+        float | None,
+        typer.Option(help="leave out windows that ended more than this many seconds before the watch started"),
+    ] = None,
 ) -> None:
     """Live per-pod table of verdicts and alerts (topics minerlens.verdicts.v1 and minerlens.alerts.v1)."""
     import json
@@ -87,8 +91,10 @@ def watch_cmd(
     from minerlens_core.pipeline_view import run_watch, wide_console
     from minerlens_core.settings import KafkaSettings
 
-    view = run_watch(KafkaSettings(), seconds, from_beginning)
+    view = run_watch(KafkaSettings(), seconds, from_beginning, max_age)
     out = wide_console()
+    if view.older:
+        out.print(f"({view.older} verdicts or alerts older than --max-age {max_age:g} s not shown)", highlight=False)
     for line in view.alert_report() or ["no alert was raised"]:
         out.print(line, highlight=False, markup=False)
     if summary_json is not None:

@@ -48,9 +48,20 @@ class PodRow:
 
 @dataclass
 class PipelineView:
+    """Per-pod rows. With ``not_before_ns``, windows that ended earlier and alerts last seen earlier are
+    counted in ``older`` instead of shown (a previous run's pods, flushed late by a restarted featurizer)."""
+
     pods: dict[str, PodRow] = field(default_factory=dict)
     undecodable: int = 0
     started: float = field(default_factory=time.monotonic)
+    not_before_ns: int | None = None
+    older: int = 0
+
+    def _too_old(self, end_ns: int | None) -> bool:
+        if self.not_before_ns is None or end_ns is None or end_ns >= self.not_before_ns:
+            return False
+        self.older += 1
+        return True
 
     def _row(self, uid: str, display: str) -> PodRow:
         row = self.pods.get(uid)
@@ -61,6 +72,8 @@ class PipelineView:
         return row
 
     def add_verdict(self, v: Verdict) -> None:
+        if self._too_old(v.end_ns):
+            return
         pod = v.envelope.pod
         row = self._row(pod.uid if pod else f"node:{v.envelope.node}", pod.display if pod else v.envelope.node)
         row.windows += 1
@@ -76,6 +89,9 @@ class PipelineView:
             row.max_score = max(row.max_score, v.score)
 
     def add_alert(self, f: DetectionFinding) -> None:
+        last = f.finding_info.last_seen_time
+        if self._too_old(None if last is None else last * 1_000_000):
+            return
         res = f.pod
         m = f.unmapped.get("minerlens", {})
         uid = (res.uid if res else "") or str(m.get("pod_uid", "?"))
@@ -99,7 +115,7 @@ class PipelineView:
         return t
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"undecodable": self.undecodable, "pods": {}}
+        out: dict[str, Any] = {"undecodable": self.undecodable, "older_not_shown": self.older, "pods": {}}
         for uid, r in self.pods.items():
             m = r.alert.unmapped.get("minerlens", {}) if r.alert else {}
             out["pods"][r.display] = {
@@ -134,12 +150,17 @@ class PipelineView:
 
 async def watch_pipeline(
     kafka: KafkaSettings, seconds: float, *, from_beginning: bool = False, console: Console | None = None,
-    verdicts_topic: str = topics.VERDICTS, alerts_topic: str = topics.ALERTS,
+    verdicts_topic: str = topics.VERDICTS, alerts_topic: str = topics.ALERTS, max_age_s: float | None = None,
 ) -> PipelineView:  # fmt: skip
-    """Consume verdicts and alerts for ``seconds`` and render the per-pod table live."""
+    """Consume verdicts and alerts for ``seconds`` and render the per-pod table live.
+
+    ``max_age_s``: leave out windows that ended (and alerts last seen) more than this long before the start.
+    """
     from minerlens_core.kafka import make_consumer
 
     view = PipelineView()
+    if max_age_s is not None:
+        view.not_before_ns = time.time_ns() - round(max_age_s * 1e9)
     consumer = make_consumer(
         kafka, verdicts_topic, alerts_topic, group_id=f"minerlens-watch-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -170,5 +191,7 @@ def wide_console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=140)
 
 
-def run_watch(kafka: KafkaSettings, seconds: float, from_beginning: bool = False) -> PipelineView:
-    return asyncio.run(watch_pipeline(kafka, seconds, from_beginning=from_beginning))
+def run_watch(
+    kafka: KafkaSettings, seconds: float, from_beginning: bool = False, max_age_s: float | None = None
+) -> PipelineView:
+    return asyncio.run(watch_pipeline(kafka, seconds, from_beginning=from_beginning, max_age_s=max_age_s))
