@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # tests.scorer.helpers: the sample as FeatureWind
 
 from minerlens_core.digests import sha256_file  # noqa: E402
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, WindowPolicy  # noqa: E402
-from minerlens_core.models import MANIFEST, ONNX_FILE, ArtifactManifest, TrainingData  # noqa: E402
+from minerlens_core.models import MANIFEST, ONNX_FILE, ArtifactManifest, TrainingData, spec_fields  # noqa: E402
 from minerlens_core.models.onnx_model import pad_sequences  # noqa: E402
 from minerlens_core.schemas.windows import FeatureWindow, decode_window  # noqa: E402
 from minerlens_scorer.model_repository import artifact_dirs  # noqa: E402
@@ -90,10 +90,7 @@ def lstm_standin(out: Path, length: int) -> Path:
         version="0.0.0",
         kind="lstm (random weights: latency stand-in)",
         detector="lstm",
-        feature_version=SPEC.version,
-        feature_digest=SPEC.digest,
-        feature_names=list(SPEC.names),
-        feature_spec=SPEC.model_dump(mode="json"),
+        **spec_fields(SPEC),
         threshold=0.5,
         threshold_fpr=0.01,
         input_kind="sequence",

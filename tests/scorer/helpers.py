@@ -15,7 +15,15 @@ import numpy as np
 import onnx
 from minerlens_core.digests import sha256_file
 from minerlens_core.features import FeatureSpec, WindowPolicy, vectorize_many, window_sequence, windows_from_trace
-from minerlens_core.models import BACKGROUND_FILE, MANIFEST, ONNX_FILE, ArtifactManifest, Background, TrainingData
+from minerlens_core.models import (
+    BACKGROUND_FILE,
+    MANIFEST,
+    ONNX_FILE,
+    ArtifactManifest,
+    Background,
+    TrainingData,
+    spec_fields,
+)
 from minerlens_core.schemas.envelope import Envelope, PodRef
 from minerlens_core.schemas.windows import FeatureWindow, window_id
 from minerlens_core.traces import read_trace
@@ -118,10 +126,7 @@ def sequence_artifact(out: Path, length: int = 32, spinner: str = "sched_yield")
         version="0.0.1",
         kind="test sequence model",
         detector="seq-test",
-        feature_version=SPEC.version,
-        feature_digest=SPEC.digest,
-        feature_names=list(SPEC.names),
-        feature_spec=SPEC.model_dump(mode="json"),
+        **spec_fields(SPEC),
         threshold=0.3,
         threshold_fpr=0.01,
         input_kind="sequence",

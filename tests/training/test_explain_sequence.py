@@ -18,7 +18,7 @@ import pytest
 from minerlens_core.digests import sha256_file
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, index_of
-from minerlens_core.models import BACKGROUND_FILE, ONNX_FILE, ArtifactManifest, Background, TrainingData
+from minerlens_core.models import BACKGROUND_FILE, ONNX_FILE, ArtifactManifest, Background, TrainingData, spec_fields
 from minerlens_core.models.onnx_model import OnnxModel
 from minerlens_training.explain import load_explainer, render_png
 from minerlens_training.explain.autoencoder import LstmAeExplainer
@@ -81,10 +81,7 @@ def build_toy_autoencoder(out: Path, spec: FeatureSpec | None = None, background
         version="0.0.1",
         kind="lstm-autoencoder",
         detector="lstm-ae",
-        feature_version=spec.version,
-        feature_digest=spec.digest,
-        feature_names=list(spec.names),
-        feature_spec=spec.model_dump(mode="json"),
+        **spec_fields(spec),
         threshold=0.75,
         threshold_fpr=0.01,
         input_kind="sequence",

@@ -21,7 +21,7 @@ from typing import Any
 
 from minerlens_core.digests import sha256_file
 from minerlens_core.features import FeatureSpec
-from minerlens_core.models import MANIFEST, ArtifactManifest, TrainingData
+from minerlens_core.models import MANIFEST, ArtifactManifest, TrainingData, spec_fields
 
 from minerlens_training.detectors.base import BaseDetector
 from minerlens_training.errors import ThresholdNotInferredError
@@ -105,10 +105,7 @@ def manifest_for(
         version=model_version,
         kind=detector.kind,
         detector=detector.name,
-        feature_version=spec.version,
-        feature_digest=spec.digest,
-        feature_names=list(spec.names),
-        feature_spec=spec.model_dump(mode="json"),
+        **spec_fields(spec),
         threshold=threshold,
         threshold_fpr=fpr,
         threshold_source=threshold_source,

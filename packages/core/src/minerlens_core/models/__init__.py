@@ -21,6 +21,7 @@ from minerlens_core.models.manifest import (
     TrainingData,
     VerifiedManifest,
     read_manifest,
+    spec_fields,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "TrainingData",
     "VerifiedManifest",
     "read_manifest",
+    "spec_fields",
 ]

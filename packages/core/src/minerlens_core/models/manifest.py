@@ -84,6 +84,16 @@ class ArtifactManifest(BaseModel):
     kind_of_score: Literal["miner probability", "anomaly score"] = "miner probability"
 
 
+def spec_fields(spec: FeatureSpec) -> dict[str, Any]:
+    """The manifest fields that record the feature spec a model was trained on (checked on every read)."""
+    return {
+        "feature_version": spec.version,
+        "feature_digest": spec.digest,
+        "feature_names": list(spec.names),
+        "feature_spec": spec.model_dump(mode="json"),
+    }
+
+
 def _load(directory: Path) -> tuple[ArtifactManifest, str]:
     path = directory / MANIFEST
     try:
