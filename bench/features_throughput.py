@@ -59,6 +59,7 @@ def synthetic_table(n: int, rng: np.random.Generator) -> pa.Table:
             "nr": [syscall_number(c, Arch.X86_64) for c in calls],
             "syscall": calls,
             "arch": ["x86_64"] * n,
+            "fd_kind": [None] * n,
         },
         schema=TRACE_SCHEMA,
     )

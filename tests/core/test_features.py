@@ -83,6 +83,7 @@ def make_table(rng: np.random.Generator, n: int, streams: int = 3, timed: bool =
             "nr": [None] * n,
             "syscall": rng.choice(names, n),
             "arch": ["x86_64"] * n,
+            "fd_kind": [None] * n,
         },
         schema=TRACE_SCHEMA,
     )
@@ -251,7 +252,7 @@ def test_histograms_sum_to_one_and_layout_matches_spec() -> None:
     assert x.dtype == np.float32
     for group in ("freq", "freq_nocheap", "ngram2", "ngram2_nc", "ngram3_nc"):
         np.testing.assert_allclose(col(x, group).sum(axis=1), 1.0, rtol=1e-5)
-    assert np.array_equal(vectorize(ws[1]), x[1])
+    assert np.array_equal(vectorize(ws[1]), x[1], equal_nan=True)
     assert feat(x[0], "time.has_time") == 1.0
     assert feat(x[0], "rate.syscalls_per_s") > 0
 
@@ -310,9 +311,16 @@ def test_thread_and_rate_features() -> None:
     assert feat(untimed, "time.has_time") == 0
     assert np.isnan(col(untimed, "rate")).all()
     assert np.isnan(col(untimed, "iat")).all()
-    assert not np.isnan(
-        np.delete(untimed, [SPEC.names.index(k) for k in SPEC.names if k[:4] in ("rate", "iat.")])
-    ).any()
+    assert feat(untimed, "res.has") == feat(untimed, "io.has_fd_kind") == 0
+    unknown_without_time_or_samples = [
+        k
+        for k in SPEC.names
+        if k[:4] in ("rate", "iat.")
+        or (k.startswith("res.") and k != "res.has")
+        or k in ("io.inet_share", "io.ipc_share", "io.socket_per_s", "io.inet_per_s", "io.file_per_s")
+    ]
+    assert np.isnan(untimed[[SPEC.names.index(k) for k in unknown_without_time_or_samples]]).all()
+    assert not np.isnan(np.delete(untimed, [SPEC.names.index(k) for k in unknown_without_time_or_samples])).any()
 
 
 # ---------------------------------------------------------------------------- hashing and spec

@@ -10,6 +10,12 @@ Pure numpy/pyarrow/pydantic: never imports ML or streaming frameworks.
 * ``spec``: ``WindowPolicy``, ``FeatureParams`` and ``FeatureSpec`` (with the digest models store).
 """
 
+from minerlens_core.features.describe import (
+    FeatureWording,
+    WindowDescriber,
+    WindowIds,
+    behaviour_summary,
+)
 from minerlens_core.features.ngrams import frames, ngram_buckets
 from minerlens_core.features.sequences import window_sequence
 from minerlens_core.features.spec import (
@@ -52,11 +58,15 @@ __all__ = [
     "VOCAB_VERSION",
     "FeatureParams",
     "FeatureSpec",
+    "FeatureWording",
     "StreamChunk",
     "StreamKey",
     "Window",
     "WindowBuilder",
+    "WindowDescriber",
+    "WindowIds",
     "WindowPolicy",
+    "behaviour_summary",
     "cheap_mask",
     "chunk_from_batch",
     "chunks_from_table",

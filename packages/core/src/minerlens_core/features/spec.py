@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from minerlens_core.features.vocabulary import VOCAB_VERSION, VOCABULARY, vocab_digest
 
-FEATURE_VERSION: Literal["1"] = "1"
+FeatureVersion = Literal["1", "2"]
+FEATURE_VERSION: FeatureVersion = "2"
+"""Version 2 adds the resource (``res.*``) and I/O-by-fd-kind (``io.*``) groups; version 1 specs (models
+trained before them) are still served with their own layout."""
 
 DEFAULT_CHEAP: tuple[str, ...] = (
     "clock_getres",
@@ -69,6 +72,36 @@ STAT_NAMES = (
 )
 THREAD_NAMES = ("count", "busiest_share", "dominated", "dominated_share")
 TIME_NAMES = ("time.has_time", "rate.syscalls_per_s", "rate.nocheap_per_s", "iat.median_us", "iat.p90_us")
+RES_NAMES = (
+    "has",
+    "cpu_cores",
+    "throttled_cores",
+    "threads",
+    "running",
+    "running_share",
+    "log_syscalls_per_cpu_s",
+    "log_nocheap_per_cpu_s",
+    "log_memory_mb",
+    "log_hugetlb_mb",
+    "sockets_inet",
+    "sockets_other",
+    "files",
+    "pipes",
+    "anon",
+    "processes",
+)
+"""``res.*``: what the pod (or process) used over the window, from the collector's resource samples."""
+IO_NAMES = (
+    "has_fd_kind",
+    "socket_share",
+    "inet_share",
+    "file_share",
+    "ipc_share",
+    "socket_per_s",
+    "inet_per_s",
+    "file_per_s",
+)
+"""``io.*``: socket vs file vs IPC I/O, from fd-kind tags (where known) and calls that only fit one kind."""
 
 
 class WindowPolicy(BaseModel):
@@ -90,6 +123,12 @@ class WindowPolicy(BaseModel):
     stride: int | None = Field(default=None, ge=1)
     seconds: float | None = Field(default=None, gt=0)
     min_fill: int | None = Field(default=None, ge=1)
+    per_process: bool = False
+    """after each window of a stream with 2+ processes, one window per process (the same slot, its calls)"""
+    max_processes: int = Field(default=8, ge=1, le=64)
+    """per-process windows per stream window at most (the busiest by CPU, then by calls)"""
+    min_cpu_cores: float = Field(default=0.05, gt=0, le=1024)
+    """a time slot in which the pod (or a process) used this much CPU is a window even without syscalls"""
 
     @model_validator(mode="before")
     @classmethod
@@ -145,10 +184,15 @@ class FeatureParams(BaseModel):
         return self
 
 
-def feature_groups(params: FeatureParams) -> list[tuple[str, list[str]]]:
+_POLICY_V1_DEFAULTS = {"per_process": False, "max_processes": 8, "min_cpu_cores": 0.05}
+"""Policy fields added after version 1: left out of the digest at their defaults, so older specs keep theirs."""
+
+
+def feature_groups(params: FeatureParams, version: str = FEATURE_VERSION) -> list[tuple[str, list[str]]]:
     """The ordered groups of the vector and their feature names (the layout ``vectorize`` follows)."""
     cheap = set(params.cheap)
     b = range(params.buckets)
+    v2 = [("res", [f"res.{n}" for n in RES_NAMES]), ("io", [f"io.{n}" for n in IO_NAMES])] if version != "1" else []
     return [
         ("freq", [f"freq.{n}" for n in VOCABULARY]),
         ("freq_nocheap", [f"freq_nocheap.{n}" for n in VOCABULARY if n not in cheap]),
@@ -159,6 +203,7 @@ def feature_groups(params: FeatureParams) -> list[tuple[str, list[str]]]:
         ("stat", [f"stat.{n}" for n in STAT_NAMES]),
         ("thread", [f"thread.{n}" for n in THREAD_NAMES]),
         ("time", [*TIME_NAMES, *(f"rate.{n}" for n, _ in params.rates)]),
+        *v2,
     ]
 
 
@@ -171,7 +216,7 @@ class FeatureSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal["1"] = FEATURE_VERSION
+    version: FeatureVersion = FEATURE_VERSION
     vocab_version: str = VOCAB_VERSION
     vocab_digest: str = Field(default_factory=vocab_digest)
     window: WindowPolicy = Field(default_factory=WindowPolicy.count)
@@ -190,12 +235,17 @@ class FeatureSpec(BaseModel):
         plain = cls.model_construct(**d)
         window = WindowPolicy.model_validate(plain.window)
         params = FeatureParams.model_validate(plain.params)
-        names = tuple(n for _, g in feature_groups(params) for n in g)
+        names = tuple(n for _, g in feature_groups(params, plain.version) for n in g)
+        policy = {
+            k: v
+            for k, v in window.model_dump(mode="json").items()
+            if k not in _POLICY_V1_DEFAULTS or v != _POLICY_V1_DEFAULTS[k]
+        }
         body = {
             "version": plain.version,
             "vocab_version": plain.vocab_version,
             "vocab_digest": plain.vocab_digest,
-            "window": window.model_dump(mode="json"),
+            "window": policy,
             "params": params.model_dump(mode="json"),
             "names": names,
         }
@@ -206,7 +256,7 @@ class FeatureSpec(BaseModel):
         if given_digest is not None and given_digest != digest:
             msg = f"feature spec digest {given_digest} != {digest} computed by this feature library"
             raise ValueError(msg)
-        return {**body, "digest": digest}
+        return {**body, "window": window, "digest": digest}
 
     @model_validator(mode="after")
     def _current_vocab(self) -> Self:
@@ -221,8 +271,13 @@ class FeatureSpec(BaseModel):
         return _DEFAULT
 
     @classmethod
-    def build(cls, window: WindowPolicy | None = None, params: FeatureParams | None = None) -> FeatureSpec:
-        return cls(window=window or WindowPolicy.count(), params=params or FeatureParams())
+    def build(
+        cls,
+        window: WindowPolicy | None = None,
+        params: FeatureParams | None = None,
+        version: FeatureVersion = FEATURE_VERSION,
+    ) -> FeatureSpec:
+        return cls(window=window or WindowPolicy.count(), params=params or FeatureParams(), version=version)
 
     @property
     def dim(self) -> int:

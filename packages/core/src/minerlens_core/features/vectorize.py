@@ -16,9 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from minerlens_core.features.ngrams import segment_max, segment_ngram_hist, segment_quantiles, segment_runs
-from minerlens_core.features.spec import FeatureParams, FeatureSpec, feature_groups
+from minerlens_core.features.spec import FEATURE_VERSION, FeatureParams, FeatureSpec, feature_groups
 from minerlens_core.features.vocabulary import VOCAB_SIZE, VOCABULARY
 from minerlens_core.features.windows import Window
+from minerlens_core.schemas.resources import FdKind
+from minerlens_core.syscalls.io import FD_DATA_SYSCALLS, FILE_ONLY, SOCKET_ONLY
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -36,14 +38,26 @@ class _Layout:
     nc_cols: I64
     rate_cols: list[I64]
     widths: dict[str, int]
+    fd_data: npt.NDArray[np.bool_]
+    socket_only: npt.NDArray[np.bool_]
+    file_only: npt.NDArray[np.bool_]
 
 
 @cache
-def _layout(params: FeatureParams) -> _Layout:
-    cheap = np.isin(np.array(VOCABULARY), params.cheap)
-    rates = [np.flatnonzero(np.isin(np.array(VOCABULARY), names)) for _, names in params.rates]
-    widths = {g: len(names) for g, names in feature_groups(params)}
-    return _Layout(cheap, np.flatnonzero(~cheap), rates, widths)
+def _layout(params: FeatureParams, version: str = FEATURE_VERSION) -> _Layout:
+    vocab = np.array(VOCABULARY)
+    cheap = np.isin(vocab, params.cheap)
+    rates = [np.flatnonzero(np.isin(vocab, names)) for _, names in params.rates]
+    widths = {g: len(names) for g, names in feature_groups(params, version)}
+    return _Layout(
+        cheap,
+        np.flatnonzero(~cheap),
+        rates,
+        widths,
+        np.isin(vocab, sorted(FD_DATA_SYSCALLS)),
+        np.isin(vocab, sorted(SOCKET_ONLY)),
+        np.isin(vocab, sorted(FILE_ONLY)),
+    )
 
 
 def cheap_mask(params: FeatureParams) -> npt.NDArray[np.bool_]:
@@ -85,7 +99,9 @@ def _time_block(ws: Sequence[Window], hist: F64, nc: F64, lay: _Layout) -> F64:
 
 
 def _runs(sorted_keys: I64) -> tuple[I64, I64]:
-    """Distinct values of a sorted array and how often each occurs."""
+    """Distinct values of a sorted array and how often each occurs (none for an empty array)."""
+    if len(sorted_keys) == 0:
+        return sorted_keys, sorted_keys
     starts = np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
     return sorted_keys[starts], np.diff(np.append(starts, len(sorted_keys)))
 
@@ -112,8 +128,72 @@ def _thread_block(seg: I64, keep: npt.NDArray[np.bool_], ids: I64, tids: I64, le
     return np.column_stack([threads, _share(busiest, lens), dominated, _share(dominated, threads)])
 
 
+def _spans(ws: Sequence[Window]) -> F64:
+    """Seconds each window spans (NaN without time or when under 1 µs)."""
+    has = np.array([w.has_time for w in ws])
+    span = np.array([(w.end_ns or 0) - (w.start_ns or 0) for w in ws], dtype=np.float64)
+    return np.where(has & (span >= 1_000), span / 1e9, np.nan)
+
+
+def _log_per(n: F64, cpu_s: F64) -> F64:
+    """log10(1 + calls per CPU-second); a window that used (almost) no CPU counts as 1 ms of it."""
+    return np.log10(1 + n / np.maximum(cpu_s, 1e-3))
+
+
+def _res_block(ws: Sequence[Window], n: F64, nc: F64, secs: F64) -> F64:
+    """What the pod (or process) used over the window; NaN (and ``res.has`` = 0) without samples."""
+    out = np.full((len(ws), 16), np.nan)
+    out[:, 0] = 0.0
+    for i, w in enumerate(ws):
+        r = w.res
+        if r is None:
+            continue
+        f = r.fds
+        out[i] = (
+            1.0, r.cpu_cores, r.throttled_cores, r.threads, r.running,
+            r.running / r.threads if r.threads > 0 else np.nan, np.nan, np.nan,
+            np.log10(1 + r.memory_bytes / 2**20), np.log10(1 + r.hugetlb_bytes / 2**20),
+            f.socket_inet, f.socket_other, f.file, f.pipe, f.anon, r.processes,
+        )  # fmt: skip
+    cpu_s = out[:, 1] * secs
+    out[:, 6] = _log_per(n, cpu_s)
+    out[:, 7] = _log_per(nc, cpu_s)
+    return out
+
+
+_SOCKET_KINDS = np.array([FdKind.SOCKET_INET, FdKind.SOCKET_OTHER], np.int8)
+_IPC_KINDS = np.array([FdKind.PIPE, FdKind.ANON, FdKind.DEVICE], np.int8)
+
+
+def _io_block(ws: Sequence[Window], ids: I64, seg: I64, nc: F64, secs: F64, lay: _Layout) -> F64:
+    """Socket / inet / file / IPC calls: fd-kind tags where the source gave them, call names otherwise."""
+    nw = len(ws)
+    has = np.array([w.fdk is not None for w in ws])
+    fdk = np.concatenate([w.fdk if w.fdk is not None else np.full(w.count, -1, np.int8) for w in ws])
+    data = lay.fd_data[ids]
+    sock = lay.socket_only[ids] | (data & np.isin(fdk, _SOCKET_KINDS))
+    inet = data & (fdk == FdKind.SOCKET_INET)
+    file = lay.file_only[ids] | (data & (fdk == FdKind.FILE))
+    ipc = data & np.isin(fdk, _IPC_KINDS)
+    counts = [np.bincount(seg[m], minlength=nw).astype(np.float64) for m in (sock, inet, file, ipc)]
+    s, i, f, c = (_share(x, nc) for x in counts)
+    unknown = np.where(has, 1.0, np.nan)
+    return np.column_stack(
+        [
+            has.astype(np.float64),
+            s,
+            i * unknown,
+            f,
+            c * unknown,
+            counts[0] / secs,
+            counts[1] / secs * unknown,
+            counts[2] / secs,
+        ]
+    )
+
+
 def _batch(ws: Sequence[Window], spec: FeatureSpec) -> F32:
-    p, lay, nw = spec.params, _layout(spec.params), len(ws)
+    p, lay, nw = spec.params, _layout(spec.params, spec.version), len(ws)
     lens = np.array([w.count for w in ws], dtype=np.int64)
     ids = np.concatenate([w.ids for w in ws]).astype(np.int64)
     tids = np.concatenate([w.tids for w in ws]).astype(np.int64) & 0xFFFFFFFF
@@ -145,6 +225,10 @@ def _batch(ws: Sequence[Window], spec: FeatureSpec) -> F32:
         "thread": _thread_block(seg, keep, ids, tids, n, p),
         "time": _time_block(ws, hist, nc, lay),
     }
+    if "res" in lay.widths:
+        secs = _spans(ws)
+        blocks["res"] = _res_block(ws, n, nc, secs)
+        blocks["io"] = _io_block(ws, ids, seg, nc, secs, lay)
     out = np.empty((nw, spec.dim), dtype=np.float32)
     col = 0
     for group, width in lay.widths.items():
@@ -163,8 +247,8 @@ def vectorize_many(windows: Sequence[Window], spec: FeatureSpec | None = None) -
     ws = list(windows)
     if not ws:
         return np.zeros((0, spec.dim), dtype=np.float32)
-    if any(w.count == 0 for w in ws):
-        msg = "cannot vectorize an empty window"
+    if any(w.count == 0 and w.res is None for w in ws):
+        msg = "cannot vectorize an empty window (no syscall and no resource sample)"
         raise ValueError(msg)
     parts, lo, events = [], 0, 0
     for i, w in enumerate(ws):

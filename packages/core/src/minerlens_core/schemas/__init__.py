@@ -8,12 +8,24 @@ from minerlens_core.schemas.events import (
     TaskInfo,
     decode_syscall_stream,
 )
+from minerlens_core.schemas.resources import (
+    FdCounts,
+    FdKind,
+    ProcessSample,
+    ResourceSample,
+    ResourceSnapshot,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "DropReport",
     "Envelope",
+    "FdCounts",
+    "FdKind",
     "PodRef",
+    "ProcessSample",
+    "ResourceSample",
+    "ResourceSnapshot",
     "SyscallBatch",
     "SyscallStreamMessage",
     "TaskInfo",

@@ -1,13 +1,21 @@
-"""Messages on the syscall stream: compact per-pod syscall batches and drop reports."""
+"""Messages on the syscall stream: compact per-pod syscall batches, drop reports and resource samples."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from minerlens_core.schemas.envelope import Envelope
+from minerlens_core.schemas.resources import INT64_MAX, Comm, Counter, FdKind, ResourceSample
 from minerlens_core.syscalls import Arch
+
+MAX_BATCH_EVENTS = 1 << 20
+"""Most syscalls one batch may hold (collectors send at most ``batch_max_events``, 16k by default)."""
+Tid = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
+Nr = Annotated[int, Field(ge=0, le=(1 << 31) - 1)]
+Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
+FdKindCode = Annotated[int, Field(ge=0, le=max(FdKind))]
 
 
 class TaskInfo(BaseModel):
@@ -15,9 +23,9 @@ class TaskInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    tid: int = Field(ge=0)
-    pid: int = Field(ge=0)
-    comm: str = Field(default="", max_length=64)
+    tid: Tid
+    pid: Tid
+    comm: Comm = ""
 
 
 class SyscallBatch(BaseModel):
@@ -35,14 +43,19 @@ class SyscallBatch(BaseModel):
     envelope: Envelope
     source: Literal["tracefs", "strace", "replay"]
     arch: Arch
-    seq: int = Field(ge=0)
-    start_ns: int | None = Field(default=None, ge=0)
-    end_ns: int | None = Field(default=None, ge=0)
-    nr: list[NonNegativeInt]
-    tid: list[NonNegativeInt]
-    dt_ns: list[NonNegativeInt] | None = Field(default=None, description="offsets from start_ns")
-    tasks: list[TaskInfo] = Field(default_factory=list)
-    lost_before: int = Field(default=0, ge=0, description="events the source lost just before this batch")
+    seq: Counter
+    start_ns: Counter | None = None
+    end_ns: Counter | None = None
+    nr: list[Nr] = Field(max_length=MAX_BATCH_EVENTS)
+    tid: list[Tid] = Field(max_length=MAX_BATCH_EVENTS)
+    dt_ns: list[Offset] | None = Field(default=None, max_length=MAX_BATCH_EVENTS, description="offsets from start_ns")
+    fd_kind: list[FdKindCode] | None = Field(
+        default=None,
+        max_length=MAX_BATCH_EVENTS,
+        description="FdKind of the fd argument of each I/O syscall (0: none/unknown); absent: the source cannot tell",
+    )
+    tasks: list[TaskInfo] = Field(default_factory=list, max_length=MAX_BATCH_EVENTS)
+    lost_before: Counter = Field(default=0, description="events the source lost just before this batch")
 
     @model_validator(mode="after")
     def _columns_agree(self) -> Self:
@@ -60,6 +73,12 @@ class SyscallBatch(BaseModel):
             if self.start_ns is None:
                 msg = "dt_ns needs start_ns"
                 raise ValueError(msg)
+            if self.dt_ns and self.start_ns + max(self.dt_ns) > INT64_MAX:
+                msg = "start_ns + dt_ns beyond int64"
+                raise ValueError(msg)
+        if self.fd_kind is not None and len(self.fd_kind) != n:
+            msg = f"column length mismatch: nr={n} fd_kind={len(self.fd_kind)}"
+            raise ValueError(msg)
         if self.start_ns is not None and self.end_ns is not None and self.end_ns < self.start_ns:
             msg = "end_ns before start_ns"
             raise ValueError(msg)
@@ -82,18 +101,19 @@ class DropReport(BaseModel):
     envelope: Envelope
     source: Literal["tracefs", "strace", "replay", "spool"]
     reason: Literal["ring_buffer_overrun", "spool_overflow", "unattributed", "decode_error"]
-    lost_events: int = Field(ge=0)
-    lost_batches: int = Field(default=0, ge=0)
-    cpu: int | None = Field(default=None, ge=0)
-    interval_start_ns: int | None = Field(default=None, ge=0)
-    interval_end_ns: int | None = Field(default=None, ge=0)
+    lost_events: Counter
+    lost_batches: Counter = 0
+    cpu: int | None = Field(default=None, ge=0, le=1 << 20)
+    interval_start_ns: Counter | None = None
+    interval_end_ns: Counter | None = None
     detail: str = Field(default="", max_length=1024)
 
 
-SyscallStreamMessage = Annotated[SyscallBatch | DropReport, Field(discriminator="kind")]
-_STREAM_ADAPTER: TypeAdapter[SyscallBatch | DropReport] = TypeAdapter(SyscallStreamMessage)
+StreamMessage = SyscallBatch | DropReport | ResourceSample
+SyscallStreamMessage = Annotated[StreamMessage, Field(discriminator="kind")]
+_STREAM_ADAPTER: TypeAdapter[StreamMessage] = TypeAdapter(SyscallStreamMessage)
 
 
-def decode_syscall_stream(data: bytes | str) -> SyscallBatch | DropReport:
+def decode_syscall_stream(data: bytes | str) -> StreamMessage:
     """Decode one message of the syscall topic; raises ``pydantic.ValidationError`` on bad input."""
     return _STREAM_ADAPTER.validate_json(data)

@@ -10,17 +10,37 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from minerlens_core.schemas.bounds import FiniteFloat
 from minerlens_core.schemas.envelope import Envelope
+from minerlens_core.schemas.resources import Comm, Counter, ExePath
 
 MAX_SEQUENCE = 512
 """Longest syscall-id sequence a window message carries (the LSTM reads the tail it needs)."""
 
 
-def window_id(pod_uid: str, container_id: str, policy_tag: str, index: int) -> str:
-    """Deterministic id of a window (see module docstring)."""
-    return f"{pod_uid}/{container_id or '-'}/{policy_tag}/{index}"
+MAX_FEATURES = 8192
+"""Longest feature vector a window message may carry."""
+VocabId = Annotated[int, Field(ge=0, le=(1 << 15) - 1)]
+Scope = Literal["stream", "process"]
+
+
+def window_id(pod_uid: str, container_id: str, policy_tag: str, index: int, pid: int | None = None) -> str:
+    """Deterministic id of a window (see module docstring); per-process windows end in ``/p<pid>``."""
+    base = f"{pod_uid}/{container_id or '-'}/{policy_tag}/{index}"
+    return base if pid is None else f"{base}/p{pid}"
+
+
+class ProcessRef(BaseModel):
+    """The process a window is about (``scope: process``) or the busiest process of a stream window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pid: int = Field(ge=1, le=(1 << 31) - 1)
+    comm: Comm = ""
+    exe: ExePath = ""
+    cpu_cores: float | None = Field(default=None, ge=0, le=1 << 20, description="CPU it used over the window")
 
 
 class FeatureWindow(BaseModel):
@@ -31,6 +51,10 @@ class FeatureWindow(BaseModel):
     the window's syscalls (``features.window_sequence``) for sequence models.
     ``lost_events`` counts events the collector reported lost for this stream (or its node) while the
     window was open: a window with loss is still scored, and says so.
+    ``scope`` is ``stream`` for the window of the whole (pod, container) stream and ``process`` for the
+    same slot restricted to one process (``process`` names it); a stream window's ``process`` is its
+    busiest process when the collector's resource samples tell. ``count`` may be 0: a slot in which the
+    pod burnt CPU without a single syscall.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -39,17 +63,19 @@ class FeatureWindow(BaseModel):
     envelope: Envelope
     window_id: str = Field(min_length=1, max_length=512)
     policy: str = Field(min_length=1, max_length=64, description="WindowPolicy tag, e.g. time:1s or count:1000/1000")
-    index: int = Field(ge=0)
-    start_ns: int | None = Field(default=None, ge=0)
-    end_ns: int | None = Field(default=None, ge=0)
-    first_seq: int | None = Field(default=None, ge=0, description="collector batch seq of the first syscall")
-    count: int = Field(ge=1, description="syscalls in the window")
+    index: Counter
+    scope: Scope = "stream"
+    process: ProcessRef | None = None
+    start_ns: Counter | None = None
+    end_ns: Counter | None = None
+    first_seq: Counter | None = Field(default=None, description="collector batch seq of the first syscall")
+    count: Counter = Field(description="syscalls in the window")
     complete: bool = True
-    lost_events: NonNegativeInt = 0
-    feature_version: str
+    lost_events: Counter = 0
+    feature_version: str = Field(max_length=16)
     feature_digest: str = Field(min_length=64, max_length=64)
-    features: list[float | None]
-    sequence: list[NonNegativeInt] = Field(default_factory=list, max_length=MAX_SEQUENCE)
+    features: list[float | None] = Field(max_length=MAX_FEATURES)
+    sequence: list[VocabId] = Field(default_factory=list, max_length=MAX_SEQUENCE)
 
     @model_validator(mode="after")
     def _sane(self) -> Self:
@@ -58,6 +84,9 @@ class FeatureWindow(BaseModel):
             raise ValueError(msg)
         if any(v is not None and math.isinf(v) for v in self.features):
             msg = "features must be finite numbers or null"
+            raise ValueError(msg)
+        if self.scope == "process" and (self.process is None or not self.window_id.endswith(f"/p{self.process.pid}")):
+            msg = "a process window names its process, and its id ends in /p<pid>"
             raise ValueError(msg)
         return self
 
@@ -81,7 +110,7 @@ class ModelScore(BaseModel):
 
     model: ModelRef
     score: float = Field(ge=0.0, le=1.0)
-    threshold: float
+    threshold: FiniteFloat
     miner: bool
 
 
@@ -93,11 +122,11 @@ class Reason(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    feature: str
-    value: float | None
-    baseline: float | None = None
-    contribution: float
-    text: str = ""
+    feature: str = Field(max_length=256)
+    value: FiniteFloat | None
+    baseline: FiniteFloat | None = None
+    contribution: FiniteFloat
+    text: str = Field(default="", max_length=4096)
 
 
 class Verdict(BaseModel):
@@ -107,16 +136,18 @@ class Verdict(BaseModel):
 
     kind: Literal["verdict"] = "verdict"
     envelope: Envelope
-    window_id: str
-    policy: str
-    index: int = Field(ge=0)
-    start_ns: int | None = None
-    end_ns: int | None = None
-    count: int = Field(ge=0)
-    lost_events: NonNegativeInt = 0
+    window_id: str = Field(min_length=1, max_length=512)
+    policy: str = Field(min_length=1, max_length=64)
+    index: Counter
+    scope: Scope = "stream"
+    process: ProcessRef | None = None
+    start_ns: Counter | None = None
+    end_ns: Counter | None = None
+    count: Counter
+    lost_events: Counter = 0
     decision: Decision
     score: float | None = Field(default=None, ge=0.0, le=1.0, description="score of the deciding model")
-    threshold: float | None = None
+    threshold: FiniteFloat | None = None
     model: ModelRef
     scores: list[ModelScore] = Field(default_factory=list, description="every model that scored the window")
     reasons: list[Reason] = Field(default_factory=list)

@@ -3,9 +3,11 @@
 from minerlens_core.traces.model import (
     TRACE_FORMAT_VERSION,
     TRACE_SCHEMA,
+    StreamSample,
     Trace,
     TraceBuilder,
     TraceMeta,
+    conform,
     read_trace,
     write_trace,
 )
@@ -13,9 +15,11 @@ from minerlens_core.traces.model import (
 __all__ = [
     "TRACE_FORMAT_VERSION",
     "TRACE_SCHEMA",
+    "StreamSample",
     "Trace",
     "TraceBuilder",
     "TraceMeta",
+    "conform",
     "read_trace",
     "write_trace",
 ]

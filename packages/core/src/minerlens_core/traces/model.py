@@ -2,8 +2,12 @@
 
 Columns (see ``TRACE_SCHEMA``): ``ts_ns`` (ns since the Unix epoch, null when the source has no time),
 pod identity, ``pid``/``tid``/``comm`` of the calling thread, the syscall number ``nr`` (null when
-only a name the table does not know was recorded), its ``syscall`` name and the ``arch``.
-File-level facts (label, workload, source, loss) live in ``TraceMeta`` in the Parquet metadata.
+only a name the table does not know was recorded), its ``syscall`` name, the ``arch`` and ``fd_kind``
+(``FdKind`` of the fd argument of I/O syscalls; null when the source cannot tell).
+File-level facts (label, workload, source, loss) live in ``TraceMeta`` in the Parquet metadata, and the
+streams' resource samples (``StreamSample``: cgroup and per-process CPU, memory, fds; see
+``minerlens_core.schemas.resources``) under their own metadata key. Format 1 files (no ``fd_kind``, no
+samples) are read as format 2 with those missing.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from minerlens_core.errors import TraceFormatError
+from minerlens_core.schemas.resources import ResourceSnapshot
 from minerlens_core.syscalls import Arch, syscall_name, syscall_number
 
-TRACE_FORMAT_VERSION = 1
+TRACE_FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 _META_KEY = b"minerlens.trace"
+_RESOURCES_KEY = b"minerlens.resources"
 
 TRACE_SCHEMA = pa.schema(
     [
@@ -38,6 +45,7 @@ TRACE_SCHEMA = pa.schema(
         pa.field("nr", pa.int32(), nullable=True),
         pa.field("syscall", pa.string()),
         pa.field("arch", pa.string()),
+        pa.field("fd_kind", pa.int8(), nullable=True),
     ]
 )
 
@@ -65,10 +73,25 @@ class TraceMeta(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class StreamSample(BaseModel):
+    """A resource snapshot of one (pod, container) stream of the trace."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pod_uid: str = Field(max_length=64)
+    container_id: str = Field(default="", max_length=128)
+    sample: ResourceSnapshot
+
+
+_SAMPLES = TypeAdapter(list[StreamSample])
+
+
 @dataclass
 class Trace:
     table: pa.Table
     meta: TraceMeta
+    resources: list[StreamSample] = field(default_factory=list)
+    """resource samples of the trace's streams, in time order per stream (empty: none recorded)"""
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -98,6 +121,7 @@ class TraceBuilder:
         namespace: str = "",
         pod_name: str = "",
         container_id: str = "",
+        fd_kind: int | None = None,
     ) -> None:
         """Add one syscall entry, given by number, by name, or both (they are completed each other)."""
         if nr is None and syscall is None:
@@ -120,6 +144,7 @@ class TraceBuilder:
         c["nr"].append(nr)
         c["syscall"].append(syscall)
         c["arch"].append(self.arch.value)
+        c["fd_kind"].append(fd_kind)
 
     def __len__(self) -> int:
         return len(self.cols["syscall"])
@@ -128,12 +153,25 @@ class TraceBuilder:
         return pa.Table.from_pydict(self.cols, schema=TRACE_SCHEMA)
 
 
-def write_trace(path: str | Path, table: pa.Table, meta: TraceMeta) -> Path:
-    """Write a trace atomically (temp file + rename) with zstd compression."""
-    path = Path(path)
+def conform(table: pa.Table) -> pa.Table:
+    """``table`` in ``TRACE_SCHEMA``; a missing ``fd_kind`` column (format 1, importers) becomes nulls."""
+    if "fd_kind" not in table.schema.names:
+        table = table.append_column("fd_kind", pa.nulls(table.num_rows, pa.int8()))
     if table.schema.remove_metadata() != TRACE_SCHEMA:
         table = table.select(TRACE_SCHEMA.names).cast(TRACE_SCHEMA)
-    table = table.replace_schema_metadata({_META_KEY: meta.model_dump_json().encode()})
+    return table
+
+
+def write_trace(
+    path: str | Path, table: pa.Table, meta: TraceMeta, resources: list[StreamSample] | None = None
+) -> Path:
+    """Write a trace atomically (temp file + rename) with zstd compression."""
+    path = Path(path)
+    table = conform(table)
+    md = {_META_KEY: meta.model_copy(update={"format_version": TRACE_FORMAT_VERSION}).model_dump_json().encode()}
+    if resources:
+        md[_RESOURCES_KEY] = _SAMPLES.dump_json(resources, exclude_defaults=True)
+    table = table.replace_schema_metadata(md)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -146,27 +184,58 @@ def write_trace(path: str | Path, table: pa.Table, meta: TraceMeta) -> Path:
     return path
 
 
+MAX_TRACE_ROWS = 1 << 28
+"""Rows a trace file may claim (268 M syscalls); a footer claiming more is refused before anything is read."""
+
+
+def _check_footer(path: Path) -> None:
+    """Refuse a footer whose row counts are absurd or disagree, before Arrow allocates for them: a fuzzed
+    row group of 1.2e12 rows made ``read_table`` allocate 20 GB. Only file and row-group counts are read:
+    pyarrow 26 aborts the process (an uncaught C++ exception) on some corrupt column-chunk metadata."""
+    md = pq.ParquetFile(path).metadata
+    rows = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+    if not 0 <= md.num_rows <= MAX_TRACE_ROWS or sum(rows) != md.num_rows or min(rows, default=0) < 0:
+        msg = f"{path}: corrupt or oversized Parquet footer: {md.num_rows} rows, row groups of {rows[:4]} rows"
+        raise TraceFormatError(msg)
+
+
 def read_trace(path: str | Path) -> Trace:
     """Read a trace file written by ``write_trace``; a clear ``TraceFormatError`` otherwise."""
     path = Path(path)
     try:
+        _check_footer(path)
         table = pq.read_table(path)
     except FileNotFoundError:
         msg = f"{path}: no such trace file"
         raise TraceFormatError(msg) from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        msg = f"{path}: not a minerlens trace (Parquet) file: {exc}"
+    except (pa.ArrowException, OSError, ValueError) as exc:  # any Arrow error, bad UTF-8 in the footer
+        msg = f"{path}: not a minerlens trace (Parquet) file: {str(exc)[:500]}"
         raise TraceFormatError(msg) from None
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         msg = f"{path}: Parquet file without minerlens trace metadata"
         raise TraceFormatError(msg)
-    meta = TraceMeta.model_validate(json.loads(raw))
-    if meta.format_version != TRACE_FORMAT_VERSION:
-        msg = f"{path}: trace format v{meta.format_version}, this minerlens reads v{TRACE_FORMAT_VERSION}"
+    try:
+        meta = TraceMeta.model_validate(json.loads(raw))
+        resources = _SAMPLES.validate_json(table.schema.metadata.get(_RESOURCES_KEY) or b"[]")
+        meta.model_dump_json()  # metadata too deeply nested to be written again is refused here
+    except (ValueError, ValidationError, RecursionError) as exc:
+        msg = f"{path}: bad minerlens trace metadata: {str(exc)[:500]}"
+        raise TraceFormatError(msg) from None
+    if meta.format_version not in READABLE_FORMATS:
+        msg = f"{path}: trace format v{meta.format_version}, this minerlens reads v{READABLE_FORMATS}"
         raise TraceFormatError(msg)
-    missing = set(TRACE_SCHEMA.names) - set(table.schema.names)
+    try:
+        missing = set(TRACE_SCHEMA.names) - set(table.schema.names) - {"fd_kind"}
+    except ValueError:  # a column name that is not UTF-8
+        missing = set(TRACE_SCHEMA.names)
     if missing:
         msg = f"{path}: trace lacks columns {sorted(missing)}"
         raise TraceFormatError(msg)
-    return Trace(table=table.select(TRACE_SCHEMA.names).cast(TRACE_SCHEMA), meta=meta)
+    try:
+        table = conform(table)
+        table.validate(full=True)  # e.g. strings that are not UTF-8 fail here, not in a consumer
+    except (pa.ArrowException, ValueError) as exc:
+        msg = f"{path}: columns of the wrong type or invalid values: {str(exc)[:500]}"
+        raise TraceFormatError(msg) from None
+    return Trace(table=table, meta=meta, resources=resources)
