@@ -1,4 +1,4 @@
-.PHONY: help demo test lint bench-collector bench-pipeline
+.PHONY: help demo test lint fuzz bench-collector bench-pipeline
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 demo:            ## the main job: real pods captured, streamed to a local Kafka, summarised per pod
@@ -7,8 +7,11 @@ test:            ## the test command (what CI runs): install, start Kafka+Redis,
 	bash scripts/test.sh
 lint:            ## ruff + import contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
-bench-collector: ## capture throughput, loss and overhead numbers
-	.venv/bin/python bench/collector_capture.py && .venv/bin/python bench/collector_overhead.py
+fuzz:            ## long fuzzing: FUZZ_RUNS atheris inputs per boundary (100000), FUZZ_EXAMPLES hypothesis ones (0: skip)
+	.venv/bin/python -m tests.fuzz.run --runs $(or $(FUZZ_RUNS),100000) --examples $(or $(FUZZ_EXAMPLES),0) $(if $(FUZZ_OUT),--out $(FUZZ_OUT))
+bench-collector: ## capture throughput, loss and overhead numbers; resource sampler and fd tagger cost
+	.venv/bin/python bench/collector_capture.py && .venv/bin/python bench/collector_overhead.py && \
+	.venv/bin/python bench/collector_resources.py
 bench-pipeline:  ## featurizer throughput, scorer and explainer latency, alert latency (needs Kafka + Redis up)
 	.venv/bin/python bench/featurizer_throughput.py && .venv/bin/python bench/scorer_latency.py && \
 	.venv/bin/python bench/explainer_latency.py && .venv/bin/python bench/alert_latency.py

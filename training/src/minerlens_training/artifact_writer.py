@@ -4,7 +4,9 @@
 the model files and the manifest into it; on success it replaces ``out`` (an existing artifact is moved
 aside first, then removed), on any error it is removed and ``out`` is left as it was. ``file_hashes``
 is the manifest's ``files`` map; ``library_versions`` the installed versions it records;
-``manifest_for`` the manifest of a fitted, thresholded detector whose files are already written.
+``manifest_for`` the manifest of a fitted, thresholded detector whose files are already written;
+``write_manifest`` writes it sealed (``manifest.sha256``, ``minerlens_core.models.write_manifest``):
+sign the result with ``minerlens model sign --key KEY DIR``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import Any
 
 from minerlens_core.digests import sha256_file
 from minerlens_core.features import FeatureSpec
-from minerlens_core.models import MANIFEST, ArtifactManifest, TrainingData, spec_fields
+from minerlens_core.models import SEAL_FILES, ArtifactManifest, TrainingData, spec_fields
+from minerlens_core.models import write_manifest as write_sealed_manifest
 
 from minerlens_training.detectors.base import BaseDetector
 from minerlens_training.errors import ThresholdNotInferredError
@@ -59,8 +62,8 @@ def swap_in(new: Path, out: Path) -> None:
 
 
 def file_hashes(directory: Path) -> dict[str, str]:
-    """sha256 of every file written so far (call before the manifest is written)."""
-    return {p.name: sha256_file(p) for p in sorted(Path(directory).iterdir()) if p.name != MANIFEST}
+    """sha256 of every file written so far but the manifest and its seal (call before the manifest is written)."""
+    return {p.name: sha256_file(p) for p in sorted(Path(directory).iterdir()) if p.name not in SEAL_FILES}
 
 
 def library_versions(names: Iterable[str]) -> dict[str, str]:
@@ -74,7 +77,7 @@ def library_versions(names: Iterable[str]) -> dict[str, str]:
 
 
 def write_manifest(directory: Path, manifest: ArtifactManifest) -> None:
-    (Path(directory) / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n")
+    write_sealed_manifest(Path(directory), manifest)
 
 
 def require_threshold(detector: BaseDetector) -> tuple[float, float]:

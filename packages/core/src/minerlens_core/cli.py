@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from minerlens_core.errors import MinerlensError
+from minerlens_core.models.cli import model_app
 from minerlens_core.syscalls import host_arch, parse_arch
 from minerlens_core.traces import read_trace, write_trace
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+app.add_typer(model_app, name="model")
 
 
 @app.callback()

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from minerlens_core.errors import ArtifactError
 from minerlens_core.features import VOCAB_SIZE, VOCABULARY
 from minerlens_core.models import ONNX_FILE, SEQUENCE_INPUT, Background, VerifiedManifest
-from minerlens_core.models.onnx_model import pad_sequences
+from minerlens_core.models.onnx_model import load_session, pad_sequences
 from minerlens_core.schemas.explanations import Contribution
 
 from minerlens_training.artifacts import load_background
@@ -46,12 +45,7 @@ class LstmAeExplainer(WindowExplainer):
             msg = f"{directory}: {m.model_name} takes {m.input_kind} input; lstm-ae explains sequence models"
             raise ArtifactError(msg)
         super().__init__(m, verified.ref, verified.spec, background or load_background(verified))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(verified.directory / ONNX_FILE), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = load_session(verified.directory / ONNX_FILE, m, threads)  # hashed bytes, clean refusal
         outputs = {o.name for o in self._session.get_outputs()}
         inputs = [i.name for i in self._session.get_inputs()]
         if not {SCORE_OUTPUT, POSITION_ERROR_OUTPUT} <= outputs or inputs != [m.onnx_input or SEQUENCE_INPUT]:

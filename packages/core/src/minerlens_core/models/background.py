@@ -10,6 +10,7 @@ numpy only: the scorer ranks inline reasons from it without any ML library.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,6 @@ class Background:
                     z["sample"].astype(np.float32),
                     z["sample_labels"].astype(np.int64),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             msg = f"{path}: unreadable background file: {exc}"
             raise ArtifactError(msg) from None

@@ -7,18 +7,30 @@ Layout of an artifact directory (``MODELDIR``)::
     model.xgb.json    XGBoost only: the native booster (version-portable)
     model.pt          sequence models: the torch state dict
     background.npz    optional: benign reference windows explainers need (baselines, SHAP/LIME background)
-    manifest.json     ``ArtifactManifest``
+    manifest.json     ``ArtifactManifest``: threshold, feature spec, versions, sha256 of every file above
+    manifest.sha256   the sha256 of manifest.json (``sha256sum -c`` format): the seal
+    manifest.sig      optional: Ed25519 signature of manifest.json (``minerlens model sign``)
 
-Reading a manifest verifies every file hash and that this feature library reproduces the stored
-feature spec (names and digest). The hashes detect corruption and edits of model files; they do
-not authenticate the manifest itself, so artifacts must come from a trusted location.
-This module needs only pydantic: the collector-free serving path (scorer, explainer) and training
-share it.
+``VerifiedManifest`` (what the scorer, the explainer, the featurizer and training load through) checks,
+in this order, and refuses the artifact with ONE ``ArtifactError`` naming the reason:
+
+1. ``manifest.json`` is there and small; its sha256 equals ``manifest.sha256`` (any edit of the
+   threshold, the feature spec, the versions or a file hash since sealing is refused);
+2. with a public key configured (``MINERLENS_MODEL_PUBKEY``, ``signing.Trust``) ``manifest.sig`` is
+   there, made by that key and valid for these bytes;
+3. the manifest parses; it lists plain file names only, ``model.onnx`` among them;
+4. the directory holds exactly the listed files (plus the seal files), each with its recorded sha256;
+5. this feature library reproduces the stored feature spec (names and digest).
+
+The digest stops accidents and naive edits; whoever can write the directory can re-seal it, which
+only a signature (with the key kept elsewhere) prevents. ``OnnxModel`` then re-checks ``model.onnx``'s
+bytes as it loads them and refuses a model ONNX Runtime cannot load or run. This module needs only
+pydantic (``cryptography`` when a key is used): the serving path and training share it.
 """
 
 from __future__ import annotations
 
-import hashlib
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -28,15 +40,47 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from minerlens_core.digests import sha256_file
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError, FeatureSpecMismatchError
 from minerlens_core.features import FeatureSpec
+from minerlens_core.models.layout import (
+    BACKGROUND_FILE,
+    DIGEST_FILE,
+    MANIFEST,
+    NATIVE_FILE,
+    ONNX_FILE,
+    SEAL_FILES,
+    SIGNATURE_FILE,
+    TORCH_FILE,
+    XGB_FILE,
+    is_plain_file_name,
+)
+from minerlens_core.models.seal import check_seal, read_manifest_bytes, write_manifest_bytes, write_seal
+from minerlens_core.models.signing import Trust
 from minerlens_core.schemas.windows import ModelRef
 
+__all__ = [
+    "ARTIFACT_VERSION",
+    "BACKGROUND_FILE",
+    "DIGEST_FILE",
+    "INPUT_NAME",
+    "MANIFEST",
+    "NATIVE_FILE",
+    "ONNX_FILE",
+    "POSITIVE_COLUMN",
+    "PROBABILITIES",
+    "SEQUENCE_INPUT",
+    "SIGNATURE_FILE",
+    "TORCH_FILE",
+    "XGB_FILE",
+    "ArtifactManifest",
+    "TrainingData",
+    "VerifiedManifest",
+    "read_manifest",
+    "seal_artifact",
+    "sign_artifact",
+    "spec_fields",
+    "write_manifest",
+]
+
 ARTIFACT_VERSION = 1
-MANIFEST = "manifest.json"
-ONNX_FILE = "model.onnx"
-NATIVE_FILE = "model.joblib"
-XGB_FILE = "model.xgb.json"
-TORCH_FILE = "model.pt"
-BACKGROUND_FILE = "background.npz"
 INPUT_NAME = "features"
 SEQUENCE_INPUT = "sequence"
 PROBABILITIES = "probabilities"
@@ -94,34 +138,45 @@ def spec_fields(spec: FeatureSpec) -> dict[str, Any]:
     }
 
 
-def _load(directory: Path) -> tuple[ArtifactManifest, str]:
-    path = directory / MANIFEST
+def _parse(directory: Path, raw: bytes) -> ArtifactManifest:
     try:
-        raw = path.read_bytes()
-        return ArtifactManifest.model_validate_json(raw), hashlib.sha256(raw).hexdigest()
-    except FileNotFoundError:
-        msg = f"{directory}: not a model artifact (no {MANIFEST})"
-        raise ArtifactError(msg) from None
-    except (OSError, ValidationError, ValueError) as exc:
-        msg = f"{path}: unreadable artifact manifest: {exc}"
+        return ArtifactManifest.model_validate_json(raw)
+    except (ValidationError, ValueError) as exc:
+        msg = f"{directory / MANIFEST}: unreadable artifact manifest: {str(exc)[:500]}"
         raise ArtifactError(msg) from None
 
 
 def _verify_files(directory: Path, manifest: ArtifactManifest) -> None:
+    odd = sorted(n for n in manifest.files if not is_plain_file_name(n))
+    if odd:
+        msg = f"{directory / MANIFEST}: lists file names that are not plain names: {[n[:64] for n in odd[:5]]}"
+        raise ArtifactIntegrityError(msg)
     if ONNX_FILE not in manifest.files:
         msg = f"{directory / MANIFEST}: manifest lists {sorted(manifest.files)}, needs {ONNX_FILE}"
         raise ArtifactError(msg)
-    present = {p.name for p in directory.iterdir() if p.name != MANIFEST}
+    try:
+        present = {p.name for p in directory.iterdir() if p.name not in SEAL_FILES}
+    except OSError as exc:
+        msg = f"{directory}: cannot list the artifact: {exc.strerror or exc}"
+        raise ArtifactError(msg) from None
     extra = present - manifest.files.keys()
     if extra:
-        msg = f"{directory}: files not in the manifest: {sorted(extra)}"
+        msg = f"{directory}: files not in the manifest: {sorted(extra)[:10]}: refusing the artifact"
         raise ArtifactIntegrityError(msg)
     for name, digest in manifest.files.items():
         f = directory / name
-        if not f.is_file():
-            msg = f"{directory}: {name} is missing"
+        try:
+            regular = stat.S_ISREG(f.stat().st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            msg = f"{directory}: {name} is missing (or not a regular file): refusing the artifact"
             raise ArtifactIntegrityError(msg)
-        actual = sha256_file(f)
+        try:
+            actual = sha256_file(f)
+        except OSError as exc:
+            msg = f"{f}: unreadable: {exc.strerror or exc}"
+            raise ArtifactIntegrityError(msg) from None
         if actual != digest:
             msg = f"{f}: sha256 {actual} != {digest} recorded in the manifest: the artifact was modified, refusing it"
             raise ArtifactIntegrityError(msg)
@@ -146,11 +201,22 @@ def _verify_spec(directory: Path, manifest: ArtifactManifest, expected: FeatureS
 
 
 class VerifiedManifest:
-    """A manifest whose files and feature spec were checked, with its own sha256 and the spec object."""
+    """A sealed (and, if required, signed) manifest whose files and feature spec were checked.
 
-    def __init__(self, directory: Path, expected_spec: FeatureSpec | None = None) -> None:
+    ``sha256`` is the manifest's digest (the one ``ModelRef.manifest_sha256`` reports), ``spec`` the
+    feature spec object, ``signed_by`` the key id that signed it when a key was required. ``trust``
+    defaults to ``MINERLENS_MODEL_PUBKEY`` (``Trust.from_env``).
+    """
+
+    def __init__(self, directory: Path, expected_spec: FeatureSpec | None = None, trust: Trust | None = None) -> None:
         self.directory = Path(directory)
-        self.manifest, self.sha256 = _load(self.directory)
+        trust = Trust.from_env() if trust is None else trust
+        raw = read_manifest_bytes(self.directory)
+        self.sha256 = check_seal(self.directory, raw, trust)
+        self.raw = raw
+        """the verified bytes of ``manifest.json``"""
+        self.signed_by = trust.key_id
+        self.manifest = _parse(self.directory, raw)
         _verify_files(self.directory, self.manifest)
         self.spec = _verify_spec(self.directory, self.manifest, expected_spec)
 
@@ -159,10 +225,46 @@ class VerifiedManifest:
         return ModelRef(name=self.manifest.model_name, version=self.manifest.version, manifest_sha256=self.sha256)
 
 
-def read_manifest(directory: Path, expected_spec: FeatureSpec | None = None) -> ArtifactManifest:
-    """Parse ``manifest.json``, verify every file hash and the feature spec; raise on any mismatch.
+def read_manifest(
+    directory: Path, expected_spec: FeatureSpec | None = None, trust: Trust | None = None
+) -> ArtifactManifest:
+    """Verify the artifact (see module docstring) and return its manifest; raise on any mismatch.
 
     With ``expected_spec`` the stored spec must also equal it (same digest); without, the stored spec
     only has to be reproducible by this feature library.
     """
-    return VerifiedManifest(directory, expected_spec).manifest
+    return VerifiedManifest(directory, expected_spec, trust).manifest
+
+
+def write_manifest(directory: Path, manifest: ArtifactManifest) -> str:
+    """Write ``manifest.json`` into an artifact directory and seal it (``manifest.sha256``); return the digest.
+
+    Every writer goes through here; a signature of an earlier manifest is removed (sign again).
+    """
+    return write_manifest_bytes(Path(directory), (manifest.model_dump_json(indent=2) + "\n").encode())
+
+
+def seal_artifact(directory: Path) -> str:
+    """Seal the manifest as it is now (after a deliberate edit, or an artifact from before seals).
+
+    The model files must still match the hashes the manifest lists and the feature spec must be
+    reproducible: sealing never blesses a modified model file. Returns the new digest.
+    """
+    directory = Path(directory)
+    raw = read_manifest_bytes(directory)
+    manifest = _parse(directory, raw)
+    _verify_files(directory, manifest)
+    _verify_spec(directory, manifest, None)
+    return write_seal(directory, raw)
+
+
+def sign_artifact(directory: Path, private_key: Path) -> tuple[str, str]:
+    """Sign a verified artifact's manifest with an Ed25519 key file; return (manifest digest, key id).
+
+    The artifact must verify first (sealed, files intact): signing vouches for what is there.
+    """
+    from minerlens_core.models.seal import write_signature
+
+    verified = VerifiedManifest(Path(directory), trust=Trust.none())
+    key = write_signature(verified.directory, verified.raw, private_key)
+    return verified.sha256, key

@@ -1,11 +1,27 @@
-"""The envelope every minerlens message carries: who (cluster, node, pod, container) and when."""
+"""The envelope every minerlens message carries: who (cluster, node, pod, container) and when.
+
+Every field is bounded (``schemas.bounds``): pod names follow Kubernetes' own rules, so ``a/b`` or a
+name with a NUL byte cannot reach a consumer, and ``namespace``/``name`` stay empty when only the pod's
+cgroup (its uid) is known.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from minerlens_core.schemas.bounds import (
+    BoundedTime,
+    ClusterName,
+    ContainerIdOrEmpty,
+    K8sLabels,
+    K8sNameOrEmpty,
+    K8sNamespaceOrEmpty,
+    NodeName,
+    PodUid,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 """Major version of the wire contract. A consumer refuses messages of another major version."""
@@ -13,7 +29,8 @@ SCHEMA_VERSION: Literal[1] = 1
 NODE_POD_UID = "node"
 """Pseudo pod uid used for processes that run on the node outside any pod (when reported at all)."""
 
-Uid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9a-z][0-9a-z_.-]*$")]
+Uid = PodUid
+"""Kept for importers of the old name; see ``schemas.bounds.PodUid``."""
 
 
 class PodRef(BaseModel):
@@ -21,10 +38,10 @@ class PodRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    uid: Uid
-    namespace: str = Field(default="", max_length=253)
-    name: str = Field(default="", max_length=253)
-    labels: dict[str, str] = Field(default_factory=dict)
+    uid: PodUid
+    namespace: K8sNamespaceOrEmpty = ""
+    name: K8sNameOrEmpty = ""
+    labels: K8sLabels = Field(default_factory=dict)
 
     @property
     def display(self) -> str:
@@ -43,11 +60,11 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    cluster: str = Field(default="default", min_length=1, max_length=253)
-    node: str = Field(min_length=1, max_length=253)
+    cluster: ClusterName = "default"
+    node: NodeName
     pod: PodRef | None = None
-    container_id: str = Field(default="", max_length=128)
-    observed_at: AwareDatetime = Field(default_factory=utcnow)
+    container_id: ContainerIdOrEmpty = ""
+    observed_at: BoundedTime = Field(default_factory=utcnow)
 
     @property
     def key(self) -> bytes:

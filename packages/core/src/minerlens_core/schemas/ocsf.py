@@ -4,13 +4,36 @@ Models allow extra fields (OCSF is open for extension) but type every field mine
 scorer cannot emit, and consumers (responder, SIEM exporters) cannot misread, a malformed finding.
 Reference: OCSF schema 1.8.0, ``detection_finding`` (category 2 Findings, class 2004);
 ``type_uid = 2004 * 100 + activity_id``.
+
+Bounds (``schemas.bounds``): integers are int64 (times and counts non-negative), texts have no control
+characters (a finding ends up in syslog/CEF lines and terminals), the pod is named by Kubernetes' rules,
+and the open parts (extension fields, ``unmapped``, ``evidences``, ...) are ``BoundedJson``: nesting,
+integer range, string length and item count limited.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from minerlens_core.schemas.bounds import (
+    MAX_LABELS,
+    BoundedJsonObject,
+    ContainerIdOrEmpty,
+    Int64,
+    K8sNameOrEmpty,
+    K8sNamespaceOrEmpty,
+    LongText,
+    NoControl,
+    NodeName,
+    NonNegInt64,
+    PodUid,
+    SafeText,
+    ShortText,
+    UnixMs,
+    check_json,
+)
 
 OCSF_VERSION = "1.8.0"
 CLASS_UID: Literal[2004] = 2004
@@ -27,124 +50,141 @@ MITRE_T1496 = {
 }
 
 
+MAX_ITEMS = 256
+"""Entries of a finding's lists (resources, evidences, observations, ...)."""
+_LabelText = Annotated[str, Field(max_length=253 + 1 + 63 + 1 + 63), NoControl]
+"""``key=value`` of a Kubernetes label"""
+
+
 class _Open(BaseModel):
+    """OCSF objects are open for extension; extension fields are bounded JSON values."""
+
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> Self:
+        if self.__pydantic_extra__:
+            if len(self.__pydantic_extra__) > MAX_ITEMS:
+                msg = f"more than {MAX_ITEMS} extension fields"
+                raise ValueError(msg)
+            check_json(self.__pydantic_extra__)
+        return self
 
 
 class Product(_Open):
-    name: str = "minerlens"
-    vendor_name: str = "minerlens"
-    version: str
+    name: ShortText = "minerlens"
+    vendor_name: ShortText = "minerlens"
+    version: ShortText
 
 
 class Metadata(_Open):
-    version: str = OCSF_VERSION
+    version: ShortText = OCSF_VERSION
     product: Product
-    uid: str = Field(description="unique id of this event (alert id + activity + sequence)")
-    correlation_uid: str | None = Field(default=None, description="the alert id: all events of one alert share it")
-    logged_time: int | None = None
+    uid: SafeText = Field(description="unique id of this event (alert id + activity + sequence)")
+    correlation_uid: SafeText | None = Field(default=None, description="the alert id: all events of one alert share it")
+    logged_time: UnixMs | None = None
 
 
 class Analytic(_Open):
-    type_id: int = ANALYTIC_LEARNING
-    type: str = "Learning (ML/DL)"
-    name: str
-    uid: str | None = None
-    version: str
-    algorithm: str | None = None
+    type_id: Int64 = ANALYTIC_LEARNING
+    type: ShortText = "Learning (ML/DL)"
+    name: ShortText
+    uid: ShortText | None = None
+    version: ShortText
+    algorithm: ShortText | None = None
 
 
 class FindingInfo(_Open):
-    uid: str
-    title: str
-    desc: str | None = None
-    types: list[str] = Field(default_factory=list)
-    created_time: int
-    first_seen_time: int | None = None
-    last_seen_time: int | None = None
-    modified_time: int | None = None
-    src_url: str | None = Field(default=None, description="where to ask the explainer why")
+    uid: SafeText
+    title: SafeText
+    desc: LongText | None = None
+    types: list[ShortText] = Field(default_factory=list, max_length=MAX_ITEMS)
+    created_time: UnixMs
+    first_seen_time: UnixMs | None = None
+    last_seen_time: UnixMs | None = None
+    modified_time: UnixMs | None = None
+    src_url: LongText | None = Field(default=None, description="where to ask the explainer why")
     analytic: Analytic
-    attacks: list[dict[str, Any]] = Field(default_factory=lambda: [MITRE_T1496])
+    attacks: list[BoundedJsonObject] = Field(default_factory=lambda: [MITRE_T1496], max_length=MAX_ITEMS)
 
 
 class Orchestrator(_Open):
-    name: str = "kubernetes"
+    name: ShortText = "kubernetes"
 
 
 class Container(_Open):
-    uid: str | None = None
-    name: str | None = None
-    image: dict[str, Any] | None = None
-    pod_uuid: str | None = None
+    uid: ContainerIdOrEmpty | None = None
+    name: ShortText | None = None
+    image: BoundedJsonObject | None = None
+    pod_uuid: PodUid | None = None
     orchestrator: Orchestrator | None = None
 
 
 class Resource(_Open):
     """The pod: ``type`` "Kubernetes Pod", ``uid`` pod uid, ``namespace``, ``labels`` as "k=v" strings."""
 
-    type: str = "Kubernetes Pod"
-    uid: str
-    name: str | None = None
-    namespace: str | None = None
-    labels: list[str] = Field(default_factory=list)
-    cloud_partition: str | None = None
+    type: ShortText = "Kubernetes Pod"
+    uid: PodUid
+    name: K8sNameOrEmpty | None = None
+    namespace: K8sNamespaceOrEmpty | None = None
+    labels: list[_LabelText] = Field(default_factory=list, max_length=MAX_LABELS)
+    cloud_partition: ShortText | None = None
 
 
 class Device(_Open):
-    hostname: str
-    type_id: int = 0
-    type: str = "Unknown"
+    hostname: NodeName
+    type_id: Int64 = 0
+    type: ShortText = "Unknown"
 
 
 class Observation(_Open):
-    value: str
-    count: int | None = None
-    timespan: dict[str, Any] | None = None
+    value: SafeText
+    count: NonNegInt64 | None = None
+    timespan: BoundedJsonObject | None = None
 
 
 class Anomaly(_Open):
-    observation_parameter: str
-    observation_type: str | None = None
-    observations: list[Observation] = Field(default_factory=list)
-    observed_pattern: str | None = None
+    observation_parameter: SafeText
+    observation_type: ShortText | None = None
+    observations: list[Observation] = Field(default_factory=list, max_length=MAX_ITEMS)
+    observed_pattern: SafeText | None = None
 
 
 class AnomalyAnalysis(_Open):
-    analysis_targets: list[dict[str, Any]] = Field(default_factory=list)
-    anomalies: list[Anomaly] = Field(default_factory=list)
-    baselines: list[Anomaly] = Field(default_factory=list)
+    analysis_targets: list[BoundedJsonObject] = Field(default_factory=list, max_length=MAX_ITEMS)
+    anomalies: list[Anomaly] = Field(default_factory=list, max_length=MAX_ITEMS)
+    baselines: list[Anomaly] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class DetectionFinding(_Open):
     """One Detection Finding event; minerlens-specific data lives under ``unmapped``."""
 
     class_uid: Literal[2004] = CLASS_UID
-    class_name: str = "Detection Finding"
+    class_name: ShortText = "Detection Finding"
     category_uid: Literal[2] = CATEGORY_UID
-    category_name: str = "Findings"
+    category_name: ShortText = "Findings"
     activity_id: Literal[1, 2, 3]
-    activity_name: str
-    type_uid: int
-    type_name: str
-    time: int = Field(description="event time, ms since the Unix epoch")
+    activity_name: ShortText
+    type_uid: Int64
+    type_name: ShortText
+    time: UnixMs = Field(description="event time, ms since the Unix epoch")
     severity_id: int = Field(ge=0, le=6)
-    severity: str
-    status_id: int | None = None
-    status: str | None = None
-    message: str
+    severity: ShortText
+    status_id: Int64 | None = None
+    status: ShortText | None = None
+    message: LongText
     metadata: Metadata
     finding_info: FindingInfo
     is_alert: bool = True
     confidence_id: int | None = Field(default=None, ge=0, le=3)
     confidence_score: int | None = Field(default=None, ge=0, le=100)
     risk_score: int | None = Field(default=None, ge=0, le=100)
-    resources: list[Resource] = Field(default_factory=list)
-    evidences: list[dict[str, Any]] = Field(default_factory=list)
-    anomaly_analyses: list[AnomalyAnalysis] = Field(default_factory=list)
+    resources: list[Resource] = Field(default_factory=list, max_length=MAX_ITEMS)
+    evidences: list[BoundedJsonObject] = Field(default_factory=list, max_length=MAX_ITEMS)
+    anomaly_analyses: list[AnomalyAnalysis] = Field(default_factory=list, max_length=MAX_ITEMS)
     device: Device | None = None
-    cloud: dict[str, Any] | None = None
-    unmapped: dict[str, Any] = Field(default_factory=dict)
+    cloud: BoundedJsonObject | None = None
+    unmapped: BoundedJsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _type_uid(self) -> Self:

@@ -5,7 +5,8 @@
 ``perf`` (``perf script`` of ``raw_syscalls:sys_enter`` / ``syscalls:sys_enter_*``), ``sysdig``
 (= ``lid-ds``), ``tetragon`` (``tetra getevents -o json``), ``names`` (plain syscall names or
 numbers) and ``parquet`` (an existing minerlens trace). Each module's docstring lists the exact
-line layouts it accepts.
+line layouts it accepts; ``base`` lists the limits every importer enforces (line length, number
+ranges, names, nesting): hostile input gives malformed lines or ``TraceFormatError``, never a traceback.
 """
 
 from minerlens_core.traces.importers.base import (

@@ -8,8 +8,8 @@ lines whose first non-blank character is ``#`` are comments::
     execve brk mmap
     sys_enter_openat 257 sys_202
 
-A token that is neither a non-negative number nor a syscall name of the trace architecture makes
-its line malformed (the whole line is skipped). There is no time (``ts_ns`` null, ``has_time``
+A token that is neither a non-negative number (ASCII digits, int32) nor a syscall name of the trace
+architecture makes its line malformed (the whole line is skipped). There is no time (``ts_ns`` null, ``has_time``
 false) and no thread: ``tid`` = ``ImportOptions.default_tid`` or 0.
 """
 
@@ -23,6 +23,7 @@ from minerlens_core.traces.importers.base import (
     LineImporter,
     LineParser,
     ParserBase,
+    parse_int,
 )
 
 
@@ -38,9 +39,12 @@ class _NamesParser(ParserBase):
         out: list[Entry] = []
         bad: list[str] = []
         for token in text.split():
-            nr = int(token) if token.isdigit() else syscall_number(token, self.arch)
+            if token.isascii() and token.isdigit():
+                nr: int | None = parse_int(token, "syscall number", 0)
+            else:
+                nr = syscall_number(token, self.arch) if token.isascii() and len(token) <= 64 else None
             if nr is None:
-                bad.append(token)
+                bad.append(token[:64])
             else:
                 out.append(Entry(tid=self.tid, nr=nr))
         if bad:

@@ -36,6 +36,7 @@ from minerlens_core.traces.importers.base import (
     LineParser,
     ParserBase,
     decimal_ns,
+    parse_int,
 )
 
 _LINE = re.compile(
@@ -71,17 +72,17 @@ class _PerfParser(ParserBase):
             if nr_m is None:
                 msg = "raw_syscalls:sys_enter without 'NR <number>'"
                 raise LineError(msg)
-            nr = int(nr_m.group(1))
-            if nr < 0:
-                msg = f"negative syscall number {nr}"
+            if nr_m.group(1).startswith("-"):
+                msg = f"negative syscall number {nr_m.group(1)[:24]}"
                 raise LineError(msg)
+            nr = parse_int(nr_m.group(1), "syscall number")
             name = None
         elif event.startswith(_TP_ENTER):
             nr, name = None, event.removeprefix(_TP_ENTER)
         else:
             return None
-        tid = int(m.group("tid"))
-        pid = int(m.group("pid")) if m.group("pid") else None
+        tid = parse_int(m.group("tid"), "tid")
+        pid = parse_int(m.group("pid"), "pid") if m.group("pid") else None
         return Entry(tid=tid, pid=pid, nr=nr, name=name, ts_ns=self._ts(m.group("time")), comm=m.group("comm") or "")
 
     def _ts(self, stamp: str | None) -> int | None:

@@ -18,10 +18,12 @@ import pyarrow as pa
 from minerlens_core.errors import TraceFormatError
 from minerlens_core.syscalls import Arch, host_arch
 from minerlens_core.traces.importers.base import (
+    MAX_LINE_CHARS,
     Importer,
     ImportOptions,
     ImportResult,
     Malformed,
+    OverlongLine,
     time_facts,
 )
 from minerlens_core.traces.importers.names import NamesImporter
@@ -81,7 +83,9 @@ def import_files(
 ) -> ImportResult:
     """Import ``paths`` (in this order) in format ``fmt`` into one trace table.
 
-    Text files are read line by line (``.gz`` and single-member ``.zip`` too). Malformed lines
+    Text files are read line by line (``.gz`` and single-member ``.zip`` too), UTF-8 with invalid
+    bytes replaced, in pieces of at most ``MAX_LINE_CHARS`` bytes (a longer line is malformed, its
+    rest skipped unread). Malformed lines
     are collected (``ImportResult.malformed``, counted in ``meta.malformed_lines``); a missing,
     unreadable or binary file, an unknown format, or a file without a single syscall entry or
     recognised line raises :class:`TraceFormatError`. Time-of-day stamps (strace ``-t``/``-tt``,
@@ -139,8 +143,7 @@ def open_lines(path: Path) -> Iterator[Iterator[str]]:
         if b"\0" in head:
             msg = f"{path}: binary file (NUL bytes), not {path.suffix or 'a'} text trace output"
             raise TraceFormatError(msg)
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
-        yield _guarded(path, text)
+        yield _guarded(path, stream)
 
 
 def _decompressed(path: Path, raw: io.BufferedReader) -> Any:
@@ -173,19 +176,42 @@ def _peek(path: Path, stream: Any) -> bytes:
         raise TraceFormatError(msg) from None
 
 
-def _guarded(path: Path, text: io.TextIOWrapper) -> Iterator[str]:
+def _guarded(path: Path, stream: Any) -> Iterator[str]:
     try:
-        yield from text
+        yield from bounded_lines(stream)
     except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         msg = f"{path}: read error: {exc}"
         raise TraceFormatError(msg) from None
 
 
+def bounded_lines(stream: io.BufferedIOBase, limit: int = MAX_LINE_CHARS) -> Iterator[str]:
+    """UTF-8 lines (invalid bytes replaced) of a binary stream, each read in at most ``limit`` bytes.
+
+    A longer line comes as an :class:`OverlongLine` of its first ``limit`` bytes; the rest of it is
+    skipped in pieces, so memory stays bounded whatever the input.
+    """
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while True:  # skip the rest of the overlong line
+                rest = stream.readline(limit)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield OverlongLine(raw[:limit].decode("utf-8", errors="replace"))
+            continue
+        yield raw.decode("utf-8", errors="replace")
+
+
 def _with_end_date(options: ImportOptions, path: Path) -> ImportOptions:
     """The file's modification date (in the stamps' zone) as the date of its last stamp."""
-    mtime = path.stat().st_mtime
-    stamp = dt.datetime.fromtimestamp(mtime, tz=options.tz or dt.UTC)
-    end = stamp.date() if options.tz is not None else stamp.astimezone().date()
+    try:
+        mtime = path.stat().st_mtime
+        stamp = dt.datetime.fromtimestamp(mtime, tz=options.tz or dt.UTC)
+        end = stamp.date() if options.tz is not None else stamp.astimezone().date()
+    except (OSError, OverflowError, ValueError):  # an absurd modification time: no date known
+        return options
     return dataclasses.replace(options, end_date=end)
 
 

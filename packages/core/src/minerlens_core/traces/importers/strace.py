@@ -55,6 +55,7 @@ from minerlens_core.traces.importers.base import (
     ParserBase,
     TimeOfDay,
     decimal_ns,
+    parse_int,
 )
 
 MAIN = -1
@@ -71,8 +72,8 @@ _CALL = re.compile(r"(?P<name>[A-Za-z_]\w*|\?{4})\((?P<rest>.*)")
 _RESUMED = re.compile(r"<\.\.\. (?P<name>[\w?]+) resumed>(?P<rest>.*)")
 _ATTACHED = re.compile(r"strace: Process (\d+) attached")
 _RET = re.compile(r"\)\s+=\s+(-?\d+)")
-_EXECVE_PATH = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_SET_NAME = re.compile(r'PR_SET_NAME,\s+"((?:[^"\\]|\\.)*)"')
+_EXECVE_PATH = re.compile(r'(?:[^",(]*,\s*)?"((?:[^"\\]|\\.)*)"')  # matched at the first argument (execveat: second)
+_SET_NAME = re.compile(r'PR_SET_NAME,\s+"((?:[^"\\]|\\.)*)"')  # matched at the first argument
 _SUMMARY = re.compile(
     r"\s*(?:% time\s|-{6}\s|\d+\.\d+\s+\d+\.\d+\s+\d+\s+\d+\s+(?:\d+\s+)?[\w?]+\s*$|calls\s+errors\s)"
 )
@@ -194,11 +195,11 @@ class StraceStream:
             self._attached(rest[cut.start() :])
             self._cut = (tid, name, "CLONE_THREAD" in rest)
             rest = rest[: cut.start()]
-        nr: int | None = int(scno) if scno else None
+        nr: int | None = parse_int(scno, "syscall number", 0) if scno else None
         label: str | None = name
         numbered = _NUMBERED.fullmatch(name)
         if numbered is not None:
-            nr, label = int(numbered.group(1), 0), None
+            nr, label = parse_int(numbered.group(1), "syscall number", 0), None
         if rest.rstrip().endswith(_UNFINISHED):
             self._unfinished[tid] = name  # replaces a stale one (a task that died mid-syscall)
             if name in _CLONES and "CLONE_THREAD" in rest:
@@ -226,7 +227,8 @@ class StraceStream:
         self._result(tid, name, m.group("rest"), thread_clone=thread_clone)
         numbered = _NUMBERED.fullmatch(name)
         if numbered is not None:
-            return Entry(tid=tid, nr=int(numbered.group(1), 0), ts_ns=ts, comm=self.comm.get(tid, ""))
+            nr = parse_int(numbered.group(1), "syscall number", 0)
+            return Entry(tid=tid, nr=nr, ts_ns=ts, comm=self.comm.get(tid, ""))
         return Entry(tid=tid, name=name, ts_ns=ts, comm=self.comm.get(tid, ""))
 
     def _result(self, tid: int, name: str, rest: str, *, thread_clone: bool) -> None:
@@ -235,8 +237,8 @@ class StraceStream:
             return
         if name in _CLONES:
             rets = _RET.findall(rest)
-            if rets and int(rets[-1]) > 0:
-                child = int(rets[-1])
+            child = _task_id(rets[-1]) if rets else None
+            if child is not None and child > 0:
                 self.tasks.child(child)
                 if thread_clone:
                     self.tgid[child] = self.tgid.get(tid, tid)
@@ -244,14 +246,14 @@ class StraceStream:
                     self.comm[child] = self.comm[tid]
         elif name in _EXECS:
             rets = _RET.findall(rest)
-            path = _EXECVE_PATH.search(rest)
-            if rets and rets[-1] == "0" and path is not None:
+            path = _EXECVE_PATH.match(rest) if rets and rets[-1] == "0" else None
+            if path is not None:
                 self.comm[tid] = os.path.basename(path.group(1))[:15]
 
     def _set_name(self, tid: int, rest: str) -> None:
         if not self.track_tasks:
             return
-        m = _SET_NAME.search(rest)
+        m = _SET_NAME.match(rest)
         if m is not None:
             self.comm[tid] = m.group(1)[:15]
 
@@ -259,12 +261,14 @@ class StraceStream:
         if not self.track_tasks:
             return
         for pid in _ATTACHED.findall(text):
-            self.tasks.child(int(pid))
+            task = _task_id(pid)
+            if task is not None:
+                self.tasks.child(task)
 
     # -- fields ---------------------------------------------------------------------------------
     def _tid(self, prefix: str | None) -> int:
         if prefix is not None:
-            tid = int(prefix)
+            tid = parse_int(prefix, "pid", 0)
             if not self.track_tasks:
                 return tid
             unknown_main = self.tasks.main is None
@@ -291,13 +295,21 @@ class StraceStream:
         return None
 
 
+def _task_id(text: str) -> int | None:
+    """A pid/tid strace printed (clone result, attach message, ``-ff`` suffix); None if out of range."""
+    try:
+        return parse_int(text, "task id", 0)
+    except LineError:
+        return None
+
+
 class _StraceParser(ParserBase):
     """The importer side: a :class:`StraceStream` plus the whole-stream fix-ups."""
 
     def __init__(self, arch: Arch, source_name: str, options: ImportOptions) -> None:
         super().__init__(options)
         suffix = _FF_SUFFIX.search(os.path.basename(source_name))
-        self.stream = StraceStream(arch, stream_tid=int(suffix.group(1)) if suffix else None)
+        self.stream = StraceStream(arch, stream_tid=_task_id(suffix.group(1)) if suffix else None)
         self.clock = self.stream.clock
         self.unknown_tid = False
 

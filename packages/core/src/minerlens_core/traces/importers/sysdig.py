@@ -33,12 +33,16 @@ local zone of the capture host: see ``ImportOptions.date``/``tz``); ``-ta`` give
 time (``ts_ns`` null). ``%evt.rawtime`` is Unix-epoch ns. sysdig's generic event ``syscall``
 (unsupported syscalls) uses its ``nativeID=<nr>`` argument. Names sysdig uses that the syscall
 table lacks are kept (``nr`` null) and counted in ``meta.extra["unknown_syscalls"]``.
+
+``%proc.name`` and ``%container.name`` may hold spaces but at most 256 characters: longer ones make
+the line malformed (and keep matching linear in the line length).
 """
 
 from __future__ import annotations
 
 import re
 
+from minerlens_core.schemas.bounds import INT64_MAX
 from minerlens_core.syscalls import Arch
 from minerlens_core.traces.importers.base import (
     Entry,
@@ -48,6 +52,7 @@ from minerlens_core.traces.importers.base import (
     LineParser,
     ParserBase,
     decimal_ns,
+    parse_int,
 )
 
 NON_SYSCALL_EVENTS = frozenset(
@@ -75,17 +80,21 @@ NON_SYSCALL_EVENTS = frozenset(
 )
 
 _TAIL = r" (?P<dir>[<>]) (?P<type>\S+)(?: .*)?"
+_NAME = r".{1,256}?"  # comm / container name: bounded, so a line that does not match fails in linear time
 _LAYOUTS = (
     re.compile(
-        r"(?P<num>\d+) (?P<time>\S+) (?P<cpu>\d+) (?P<cname>.+?) \((?P<cid>[^()\s]*)\) "
-        r"(?P<comm>.+?) \((?P<tid>\d+):(?P<vtid>\d+)\)" + _TAIL
-    ),
-    re.compile(r"(?P<num>\d+) (?P<time>\S+) (?P<cpu>\d+) (?P<comm>.+?) \((?:(?P<pid>\d+)\.)?(?P<tid>\d+)\)" + _TAIL),
-    re.compile(
-        r"(?P<raw>\d{16,20}) (?P<uid>\S+) (?P<pid>\d+) (?P<comm>.+?) (?P<tid>\d+) (?P<type>\S+) (?P<dir>[<>])(?: .*)?"
+        rf"(?P<num>\d+) (?P<time>\S+) (?P<cpu>\d+) (?P<cname>{_NAME}) \((?P<cid>[^()\s]*)\) "
+        rf"(?P<comm>{_NAME}) \((?P<tid>\d+):(?P<vtid>\d+)\)" + _TAIL
     ),
     re.compile(
-        r"(?P<num>\d+) (?P<time>\d\d:\d\d:\d\d\.\d+) (?P<cpu>\d+) (?P<uid>\S+) (?P<comm>.+?) (?P<tid>\d+)" + _TAIL
+        rf"(?P<num>\d+) (?P<time>\S+) (?P<cpu>\d+) (?P<comm>{_NAME}) \((?:(?P<pid>\d+)\.)?(?P<tid>\d+)\)" + _TAIL
+    ),
+    re.compile(
+        rf"(?P<raw>\d{{16,20}}) (?P<uid>\S+) (?P<pid>\d+) (?P<comm>{_NAME}) (?P<tid>\d+) "
+        r"(?P<type>\S+) (?P<dir>[<>])(?: .*)?"
+    ),
+    re.compile(
+        rf"(?P<num>\d+) (?P<time>\d\d:\d\d:\d\d\.\d+) (?P<cpu>\d+) (?P<uid>\S+) (?P<comm>{_NAME}) (?P<tid>\d+)" + _TAIL
     ),
 )
 _NATIVE_ID = re.compile(r"\bnativeID=(\d+)")
@@ -111,12 +120,13 @@ class _SysdigParser(ParserBase):
             native = _NATIVE_ID.search(text)
             if native is None:
                 return None
-            nr, name = int(native.group(1)), None
+            nr, name = parse_int(native.group(1), "nativeID", 0), None
         groups = m.groupdict()
         cid = groups.get("cid") or ""
+        pid = groups.get("pid")
         return Entry(
-            tid=int(m.group("tid")),
-            pid=int(groups["pid"]) if groups.get("pid") else None,
+            tid=parse_int(m.group("tid"), "tid"),
+            pid=parse_int(pid, "pid") if pid else None,
             nr=nr,
             name=name,
             ts_ns=self._ts(groups),
@@ -136,7 +146,7 @@ class _SysdigParser(ParserBase):
     def _ts(self, groups: dict[str, str | None]) -> int | None:
         raw = groups.get("raw")
         if raw:
-            return int(raw)
+            return parse_int(raw, "%evt.rawtime", 0, INT64_MAX)
         stamp = groups.get("time") or ""
         if ":" in stamp:
             return self.clock.ns(stamp)

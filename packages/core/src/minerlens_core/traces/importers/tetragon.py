@@ -27,6 +27,10 @@ The syscall number is the FIRST integer argument, so the TracingPolicy must list
 ``binary`` cut to 15 chars (the kernel's comm of an exec'd binary); ``container_id`` loses its
 ``containerd://``-style prefix (``docker``, the 15 first digits, when there is no container
 id); ``time`` (RFC 3339, UTC, ns) gives ``ts_ns``. Rows keep the file order.
+
+Limits: a line nested deeper than Python's JSON parser allows, a number that is no int32 (pid, tid,
+syscall number; ``Infinity`` included) or a time outside 1970 .. 2262 makes the line malformed, as do
+pod fields that are no Kubernetes uid / namespace / name / container id (``schemas.bounds``).
 """
 
 from __future__ import annotations
@@ -71,8 +75,13 @@ def rfc3339_ns(text: str) -> int:
         msg = f"bad time {text!r}"
         raise LineError(msg)
     zone = "+00:00" if m.group("tz") in "Zz" else m.group("tz")
-    whole = dt.datetime.fromisoformat(f"{m.group('date')}T{m.group('time')}{zone}")
-    return int(whole.timestamp()) * NS + int((m.group("frac") or "").ljust(9, "0"))
+    try:
+        whole = dt.datetime.fromisoformat(f"{m.group('date')}T{m.group('time')}{zone}")
+        seconds = int(whole.timestamp())
+    except (ValueError, OverflowError, OSError):
+        msg = f"bad time {text[:40]!r}"
+        raise LineError(msg) from None
+    return seconds * NS + int((m.group("frac") or "").ljust(9, "0"))
 
 
 class _TetragonParser(ParserBase):
@@ -86,6 +95,12 @@ class _TetragonParser(ParserBase):
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             msg = f"invalid JSON: {exc.msg} at column {exc.colno}"
+            raise LineError(msg) from None
+        except RecursionError:
+            msg = "JSON nested too deeply"
+            raise LineError(msg) from None
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            msg = f"invalid JSON: {str(exc)[:80]}"
             raise LineError(msg) from None
         if not isinstance(obj, dict):
             msg = "not a JSON object"
@@ -106,7 +121,7 @@ class _TetragonParser(ParserBase):
         else:
             return None
         proc = ev.get("process")
-        if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int):
+        if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int) or isinstance(proc["pid"], bool):
             msg = "process_tracepoint without process.pid"
             raise LineError(msg)
         pid = int(proc["pid"])
@@ -151,10 +166,13 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _number(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) > 20):
+        msg = f"syscall number {str(value)[:24]!r} is not an integer in range"
+        raise LineError(msg)
     try:
         nr = int(value)
-    except (TypeError, ValueError):
-        msg = f"syscall number {value!r} is not an integer"
+    except (TypeError, ValueError, OverflowError):
+        msg = f"syscall number {repr(value)[:40]} is not an integer"
         raise LineError(msg) from None
     if nr < 0:
         msg = f"negative syscall number {nr}"
