@@ -11,7 +11,8 @@ import numpy as np
 from minerlens_collector.attribution import TaskResolver
 from minerlens_collector.batcher import Batcher
 from minerlens_collector.events import RawEvents
-from minerlens_core.schemas import PodRef
+from minerlens_collector.fdtable import FdTable
+from minerlens_core.schemas import FdKind, PodRef
 from minerlens_core.syscalls import Arch
 
 UID_A = "11111111-2222-3333-4444-555555555555"
@@ -118,3 +119,60 @@ def test_events_without_time_have_no_offsets(tmp_path: Path) -> None:
     (batch,) = b.flush(force=True)
     assert batch.start_ns is None
     assert batch.dt_ns is None
+
+
+def test_io_calls_carry_the_kind_of_their_fd(tmp_path: Path) -> None:
+    """The tagger reads fd links from the same /proc tree as the resolver (here: real symlinks)."""
+    proc = _proc(tmp_path)
+    fd_dir = proc / "100" / "fd"
+    fd_dir.mkdir()
+    (fd_dir / "3").symlink_to("/var/lib/xmrig/config.json")
+    (fd_dir / "4").symlink_to("pipe:[4242]")
+    (fd_dir / "5").symlink_to("/dev/null")
+    table = FdTable(Arch.X86_64, str(proc))
+    b = _batcher(proc, fd_table=table)
+    write, read, getpid = 1, 0, 39  # x86_64
+    ev = _events([100, 101, 100, 100, 200], [write, read, getpid, write, write])
+    ev.arg0 = np.array([3, 4, 3, 5, 3], dtype=np.int64)  # tid 101 is a thread of process 100
+    b.add(ev)
+    out = {x.envelope.pod.uid: x for x in b.flush(force=True) if x.envelope.pod}
+    assert out[UID_A].fd_kind == [FdKind.FILE, FdKind.PIPE, 0, FdKind.DEVICE]
+    assert out[UID_B].fd_kind == [0]  # process 200 has no fd 3
+    assert table.lookups == 4
+
+
+def test_without_decoded_arguments_there_are_no_tags(tmp_path: Path) -> None:
+    b = _batcher(_proc(tmp_path), fd_table=FdTable(Arch.X86_64))
+    b.add(_events([100], [1]))  # arg0 None: a source that cannot decode arguments (strace)
+    (batch,) = b.flush(force=True)
+    assert batch.fd_kind is None
+
+
+def test_a_thread_that_execs_is_renamed_and_hostile_names_are_cleaned(tmp_path: Path) -> None:
+    proc = _proc(tmp_path)
+    b = _batcher(proc)
+    b.add(_events([100], [0]))
+    (first,) = b.flush(force=True)
+    assert {t.comm for t in first.tasks} == {"xmrig"}
+    (proc / "100" / "status").write_text("Name:\tkworker\x1b[2J\nTgid:\t100\nPid:\t100\n")
+    b.add(_events([100, 100], [59, 0]))  # execve: the old name is not kept for 30 s
+    (second,) = b.flush(force=True)
+    assert {t.comm for t in second.tasks} == {"kworker?[2J"}
+
+
+def test_numbers_that_are_no_syscall_do_not_stop_the_batcher(tmp_path: Path) -> None:
+    """``syscall(-1)`` from a pod reaches the tracepoint as id -1 (test_capture_live checks the kernel
+    side): it is sent as the 'unknown' number, never refused by the contract."""
+    b = _batcher(_proc(tmp_path))
+    b.add(_events([100, 100, 100], [-1, 1 << 40, 39]))
+    (batch,) = b.flush(force=True)
+    assert batch.nr == [1 << 20, 1 << 20, 39]
+
+
+def test_hostile_command_names_never_reach_the_contract(tmp_path: Path) -> None:
+    proc = _proc(tmp_path)
+    (proc / "100" / "status").write_text("Name:\ta\u202eb\u2028c\x85d\nTgid:\t100\nPid:\t100\n")
+    b = _batcher(proc)
+    b.add(_events([100], [0]))
+    (batch,) = b.flush(force=True)
+    assert {t.comm for t in batch.tasks} == {"a?b?c?d"}

@@ -17,6 +17,7 @@ from minerlens_collector.tracefs.ringbuffer import (
     RB_MISSED_EVENTS,
     RB_MISSED_STORED,
     decode_pages,
+    decode_pages_reference,
 )
 from minerlens_core.errors import CaptureError
 
@@ -46,8 +47,8 @@ print fmt: "NR %ld (%lx, %lx, %lx, %lx, %lx, %lx)", REC->id, REC->args[0]
 """
 
 
-def payload(tid: int, nr: int, etype: int = EID) -> bytes:
-    return struct.pack("<HBBiq6Q", etype, 0, 0, tid, nr, *range(6))
+def payload(tid: int, nr: int, etype: int = EID, arg0: int = 0) -> bytes:
+    return struct.pack("<HBBiq6Q", etype, 0, 0, tid, nr, arg0, *range(1, 6))
 
 
 class PageBuilder:
@@ -57,14 +58,14 @@ class PageBuilder:
         self.ts = ts
         self.data = bytearray()
 
-    def record(self, delta: int, tid: int, nr: int, etype: int = EID) -> PageBuilder:
-        body = payload(tid, nr, etype)
+    def record(self, delta: int, tid: int, nr: int, etype: int = EID, arg0: int = 0) -> PageBuilder:
+        body = payload(tid, nr, etype, arg0)
         self.data += struct.pack("<I", (delta << 5) | (len(body) // 4)) + body
         return self
 
-    def long_record(self, delta: int, tid: int, nr: int) -> PageBuilder:
+    def long_record(self, delta: int, tid: int, nr: int, arg0: int = 0) -> PageBuilder:
         """type_len 0: array[0] = data length + 4, data from array[1]."""
-        body = payload(tid, nr)
+        body = payload(tid, nr, arg0=arg0)
         self.data += struct.pack("<II", delta << 5, len(body) + 4) + body
         return self
 
@@ -100,6 +101,7 @@ def test_format_parsed_from_text() -> None:
     header = parse_header_page(HEADER_PAGE)
     fmt = parse_sys_enter_format(SYS_ENTER_FORMAT, header)
     assert fmt == DEFAULT_FORMAT
+    assert (fmt.args_offset, fmt.arg_size) == (16, 8)
     assert fmt.type_len == 16
     assert fmt.stride == 68
     assert fmt.with_page_size(65536).header.data_size == 65520
@@ -223,6 +225,57 @@ def test_negative_and_large_ids() -> None:
     out = decode_pages(b.build(), FMT)
     assert out.nr.tolist() == [-1, 2**40]
     assert out.tid.tolist() == [-1, 2**31 - 1]
+
+
+# args[0] as the kernel stores it (unsigned long): fds, AT_FDCWD (-100), -1, and values above 2**63
+ARG0S = [3, 0, 2**31 - 1, 2**64 - 100, 2**64 - 1, 2**63 + 5, 1 << 40]
+ARG0_INT64 = [3, 0, 2**31 - 1, -100, -1, -(2**63) + 5, 1 << 40]
+
+
+def test_arg0_decoded_on_the_fast_path() -> None:
+    b = PageBuilder(0)
+    for i, a in enumerate(ARG0S):
+        b.record(1, 100 + i, i, arg0=a)
+    out = decode_pages(b.build(), FMT)
+    assert out.slow_pages == 0
+    assert out.arg0 is not None
+    assert out.arg0.dtype == np.int64
+    assert out.arg0.tolist() == ARG0_INT64
+    assert out.nr.tolist() == list(range(len(ARG0S)))
+
+
+def test_arg0_decoded_on_the_slow_path_and_merged_in_order() -> None:
+    pages = []
+    expect: list[int] = []
+    for p in range(6):
+        b = PageBuilder(p * 1000)
+        for i, a in enumerate(ARG0S):
+            if p % 2 and i == 3:
+                b.time_extend(1 << 28)  # the rest of this page goes through the Python walk
+            if p == 5 and i == 5:
+                b.long_record(1, 7, 99, arg0=a)
+            else:
+                b.record(1, p, i, arg0=a)
+            expect.append(ARG0_INT64[i])
+        pages.append(b.build())
+    data = b"".join(pages)
+    out = decode_pages(data, FMT)
+    assert out.slow_pages >= 3
+    assert out.arg0 is not None
+    assert out.arg0.tolist() == expect
+    ref = decode_pages_reference(data, FMT)
+    assert ref.arg0 is not None
+    assert ref.arg0.tolist() == expect
+    assert ref.nr.tolist() == out.nr.tolist()
+
+
+def test_format_without_args_decodes_no_arg0() -> None:
+    text = "\n".join(line for line in SYS_ENTER_FORMAT.splitlines() if "args" not in line or "print" in line)
+    fmt = parse_sys_enter_format(text, parse_header_page(HEADER_PAGE))
+    assert fmt.args_offset == -1
+    page = PageBuilder(0).record(1, 5, 1, arg0=7).build()
+    assert decode_pages(page, fmt).arg0 is None
+    assert decode_pages_reference(page, fmt).arg0 is None
 
 
 def test_empty_and_zero_pages() -> None:

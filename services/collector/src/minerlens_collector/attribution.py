@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ def read_task(tid: int, proc: Path = Path("/proc")) -> TaskIdentity | None:
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     pid, comm = tid, ""
-    for line in status.splitlines():
+    for line in status.split("\n"):  # not splitlines(): a command name may hold U+2028 or U+0085
         if line.startswith("Tgid:"):
             pid = int(line.split()[1])
         elif line.startswith("Name:"):
@@ -62,6 +62,11 @@ class TaskResolver:
         self.hints: dict[int, PodCgroup] = {}
         self.lookups = 0
         self.misses = 0
+
+    def forget(self, tids: Iterable[int]) -> None:
+        """Drop cached identities (their threads called ``execve``: the command name changed)."""
+        for tid in tids:
+            self._cache.pop(tid, None)
 
     def resolve(self, tid: int) -> TaskIdentity:
         now = self._clock()

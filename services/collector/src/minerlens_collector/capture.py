@@ -1,4 +1,9 @@
-"""Local capture: run (or attach to) a workload as an emulated pod and write a canonical trace file."""
+"""Local capture: run (or attach to) a workload as an emulated pod and write a canonical trace file.
+
+Besides the syscalls (with the ``fd_kind`` of each I/O call when the source decodes arguments), the
+pod's resources are sampled every second at pod-cgroup level with its processes (``ResourceSnapshot``)
+and stored in the trace (``Trace.resources``), under the trace's own (pod uid, container id).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,21 @@ import numpy as np
 import pyarrow as pa
 from minerlens_core.errors import CaptureError
 from minerlens_core.syscalls import Arch, host_arch, syscall_name
-from minerlens_core.traces import TRACE_SCHEMA, TraceMeta, write_trace
+from minerlens_core.traces import StreamSample, TraceMeta, conform, write_trace
 
 from minerlens_collector.attribution import TaskIdentity, TaskResolver
+from minerlens_collector.batcher import exec_numbers, exec_tids
+from minerlens_collector.cgroup_stats import CgroupReader
 from minerlens_collector.cgroups import PodCgroup, cgroup_pids, parse_cgroup_path
 from minerlens_collector.events import RawEvents
+from minerlens_collector.fdtable import FdTable
 from minerlens_collector.local_pod import Driver, LocalPod
+from minerlens_collector.resources import ResourceSampler, SampleTarget
 from minerlens_collector.source import EventSource, open_source
 
 log = logging.getLogger(__name__)
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SAMPLE_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -45,6 +56,7 @@ class CaptureResult:
     exit_code: int | None
     cpu_ns: int | None = None
     per_syscall: dict[str, int] = field(default_factory=dict)
+    resource_samples: int = 0
 
 
 @dataclass
@@ -57,6 +69,13 @@ class _Recorder:
     tasks: dict[int, TaskIdentity] = field(default_factory=dict)
     lost: int = 0
     seeded: set[int] = field(default_factory=set)
+    fd_table: FdTable | None = None
+    kinds: list[np.ndarray | None] = field(default_factory=list)
+    sampler: ResourceSampler | None = None
+    target: SampleTarget | None = None
+    stream: tuple[str, str] = ("", "")
+    samples: list[StreamSample] = field(default_factory=list)
+    exec_nrs: list[int] = field(default_factory=lambda: exec_numbers(host_arch()))
 
     def seed(self, tids: Sequence[int]) -> None:
         new = [t for t in tids if t not in self.seeded]
@@ -70,11 +89,41 @@ class _Recorder:
         ev = self.source.poll(timeout_s)
         if len(ev):
             self.parts.append(ev)
+            execs = exec_tids(ev, self.exec_nrs)
+            if execs:  # a thread started a new program (the pod's gate shell execs the workload): new name
+                self.resolver.forget(execs)
+                for t in execs:
+                    found = self.resolver.resolve(t)
+                    if found.seen_live or t not in self.tasks:
+                        self.tasks[t] = found
             for t in np.unique(ev.tid).tolist():
                 if t not in self.tasks:
                     self.tasks[t] = self.resolver.resolve(t)
+            self.kinds.append(self._tag(ev))
         # page-header 'missed' counts are part of the per-CPU overrun stats: count loss once, from those
         self.lost += sum(self.source.loss_delta().values())
+
+    def _tag(self, ev: RawEvents) -> np.ndarray | None:
+        if self.fd_table is None or ev.arg0 is None:
+            return None
+        uniq, inv = np.unique(ev.tid, return_inverse=True)
+        pids = np.array([self.tasks[t].pid if t in self.tasks else -1 for t in uniq.tolist()], dtype=np.int64)
+        return self.fd_table.tag(pids[inv], ev.nr, ev.arg0)
+
+    def sample(self) -> None:
+        """One resource snapshot of the target (and fresh fd maps for the tagger)."""
+        if self.sampler is None or self.target is None:
+            return
+        try:
+            rnd = self.sampler.sample({self.stream: self.target})
+        except Exception:  # a sampler bug must not lose the capture
+            log.exception("resource sampling failed")
+            return
+        if self.fd_table is not None:
+            self.fd_table.replace(rnd.fd_maps)
+        snap = rnd.snapshots.get(self.stream)
+        if snap is not None:
+            self.samples.append(StreamSample(pod_uid=self.stream[0], container_id=self.stream[1], sample=snap))
 
 
 def _to_table(rec: _Recorder, pod: PodCgroup, who: PodLabel, arch: Arch) -> pa.Table:
@@ -102,9 +151,18 @@ def _to_table(rec: _Recorder, pod: PodCgroup, who: PodLabel, arch: Arch) -> pa.T
             "nr": pa.array(ev.nr.astype(np.int32)),
             "syscall": pa.array(np.asarray(names, dtype=object)[inv_nr], pa.string()),
             "arch": same(arch.value),
+            "fd_kind": _kinds(rec, n),
         }
     )
-    return table.cast(TRACE_SCHEMA)
+    return conform(table)
+
+
+def _kinds(rec: _Recorder, n: int) -> pa.Array:
+    """The fd_kind column: the tags when every polled part has them, else nulls (the source cannot tell)."""
+    tagged = [k for k in rec.kinds if k is not None]
+    if n and len(tagged) == len(rec.parts) and sum(len(k) for k in tagged) == n:
+        return pa.array(np.concatenate(tagged), pa.int8())
+    return pa.nulls(n, pa.int8())
 
 
 def _record(
@@ -117,6 +175,8 @@ def _record(
 ) -> float:
     start = time.monotonic()
     next_seed = start
+    rec.sample()
+    next_sample = (time.time() // SAMPLE_INTERVAL_S + 1) * SAMPLE_INTERVAL_S  # aligned to wall-clock seconds
     while True:
         now = time.monotonic()
         if now - start >= seconds or not alive():
@@ -124,8 +184,12 @@ def _record(
         if now >= next_seed:
             rec.seed(tids())
             next_seed = now + reseed_s
+        if time.time() >= next_sample:
+            rec.sample()
+            next_sample = (time.time() // SAMPLE_INTERVAL_S + 1) * SAMPLE_INTERVAL_S
         rec.poll(0.05)
     elapsed = time.monotonic() - start
+    rec.sample()
     for _ in range(3):  # drain what is still in the buffers
         rec.poll(0.02)
     return elapsed
@@ -148,7 +212,10 @@ def capture_command(
         source = open_source(source_kind, instance=f"minerlens-capture-{os.getpid()}", buffer_kb=16384)  # type: ignore[arg-type]
         source.start()
         try:
-            rec = _Recorder(source, TaskResolver(exited=getattr(source, "task", None)))
+            ident = parse_cgroup_path(pod.cgroup_path)
+            assert ident is not None
+            pod_rel = str(Path(pod.cgroup_path).parent).lstrip("/")  # the pod level, all its containers
+            rec = _recorder(source, SampleTarget(pod_rel), (ident.pod_uid, ident.container_id))
             spawned = pod.spawn(argv, gated=True)
             rec.seed([spawned.pid])
             cpu0 = pod.cpu_usage_ns()
@@ -160,8 +227,6 @@ def capture_command(
             exit_code = spawned.proc.poll()
         finally:
             source.stop()
-        ident = parse_cgroup_path(pod.cgroup_path)
-        assert ident is not None
         return _finish(
             rec,
             ident,
@@ -195,6 +260,8 @@ def capture_existing(
             raise CaptureError(msg)
         parsed = parse_cgroup_path(str(cgroup_dir))
         ident = parsed or PodCgroup(f"cgroup-{abs(hash(str(cgroup_dir))):x}", "besteffort")
+        rel = CgroupReader.at(CGROUP_ROOT).relpath(cgroup_dir.resolve())
+        target = SampleTarget(rel) if rel is not None else None
 
         def tids() -> list[int]:
             return cgroup_pids(cgroup_dir)
@@ -205,6 +272,7 @@ def capture_existing(
             raise CaptureError(msg)
         found = TaskResolver().resolve(int(pid or 0)).pod
         ident = found or PodCgroup(f"pid-{pid}", "besteffort")
+        target = SampleTarget(None, pids=(int(pid or 0),))  # that process only, not its whole cgroup
 
         def tids() -> list[int]:
             try:
@@ -216,11 +284,22 @@ def capture_existing(
     source = open_source(source_kind, instance=f"minerlens-capture-{os.getpid()}", buffer_kb=16384)  # type: ignore[arg-type]
     source.start()
     try:
-        rec = _Recorder(source, TaskResolver(exited=getattr(source, "task", None)))
+        rec = _recorder(source, target, (ident.pod_uid, ident.container_id))
         elapsed = _record(rec, seconds=seconds, tids=tids, alive=lambda: bool(tids()))
     finally:
         source.stop()
     return _finish(rec, ident, who, arch, elapsed, None, out, source.name, [], None)
+
+
+def _recorder(source: EventSource, target: SampleTarget | None, stream: tuple[str, str]) -> _Recorder:
+    return _Recorder(
+        source,
+        TaskResolver(exited=getattr(source, "task", None)),
+        fd_table=FdTable(host_arch()),
+        sampler=ResourceSampler(CgroupReader.at(CGROUP_ROOT)) if target is not None else None,
+        target=target,
+        stream=stream,
+    )
 
 
 def _finish(
@@ -252,5 +331,7 @@ def _finish(
         command=command,
         extra={"cpu_ns": cpu_ns, "pod_uid": ident.pod_uid, "container_id": ident.container_id},
     )
-    path = write_trace(out, table, meta) if out is not None else None
-    return CaptureResult(path, table.num_rows, rec.lost, elapsed, exit_code, cpu_ns, per_syscall)
+    path = write_trace(out, table, meta, resources=rec.samples) if out is not None else None
+    return CaptureResult(
+        path, table.num_rows, rec.lost, elapsed, exit_code, cpu_ns, per_syscall, resource_samples=len(rec.samples)
+    )

@@ -62,7 +62,7 @@ def parse_cgroup_path(path: str) -> PodCgroup | None:
 
 def parse_proc_cgroup(text: str) -> PodCgroup | None:
     """Pod identity from the content of ``/proc/<pid>/cgroup`` (v1 or v2)."""
-    for line in text.splitlines():
+    for line in text.split("\n"):
         parts = line.split(":", 2)
         if len(parts) != 3:
             continue

@@ -17,6 +17,7 @@ from minerlens_core.errors import CaptureError
 from minerlens_core.settings import IdentitySettings, KafkaSettings
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from minerlens_collector.capture import PodLabel, capture_command, capture_existing
@@ -132,17 +133,43 @@ def collector_replay(
     speed: Annotated[float, typer.Option(help="pace by event time (1 = real time, 0 = as fast as possible)")] = 0.0,
     now: Annotated[bool, typer.Option(help="shift timestamps so the replay starts now")] = True,
     topic: Annotated[str, typer.Option(help="syscall topic")] = topics.SYSCALLS,
+    give_up_after: Annotated[
+        float, typer.Option(help="seconds without any message acknowledged before giving up (Kafka away)")
+    ] = 300.0,
 ) -> None:
-    """Replay recorded traces as pods: the batches a collector would have sent, to Kafka (source "replay")."""
+    """Replay recorded traces as pods: the batches and resource samples a collector would have sent, to
+    Kafka (source "replay"). Waits and retries while the broker is away."""
+    from minerlens_core.errors import MinerlensError
+    from minerlens_core.schemas import SyscallBatch
     from minerlens_core.traces import read_trace
 
-    from minerlens_collector.replay import batches_from_trace, interleave, publish
+    from minerlens_collector.replay import ReplayAborted, merge_messages, messages_from_trace, publish
 
     start = time.time_ns() if now else None
-    streams = [batches_from_trace(read_trace(f), node=node, start_ns=start) for f in files]
-    batches = interleave(streams)
-    sent = asyncio.run(publish(batches, KafkaSettings(), topic=topic, speed=speed))
-    typer.echo(json.dumps({"batches": sent, "syscalls": sum(len(b) for b in batches), "topic": topic}))
+    per_trace = []
+    for f in files:
+        try:
+            per_trace.append(messages_from_trace(read_trace(f), node=node, start_ns=start))
+        except MinerlensError as exc:
+            msg = str(exc) if str(f) in str(exc) else f"{f}: {exc}"
+            console.print(f"[red]replay failed:[/] {escape(msg)}", highlight=False)
+            raise typer.Exit(2) from None
+    messages = merge_messages(per_trace)
+    batches = [m for m in messages if isinstance(m, SyscallBatch)]
+    try:
+        sent = asyncio.run(publish(messages, KafkaSettings(), topic=topic, speed=speed, give_up_after_s=give_up_after))
+    except ReplayAborted as exc:
+        console.print(f"[red]replay aborted:[/] {escape(str(exc))}", highlight=False)
+        typer.echo(json.dumps({"sent": exc.sent, "unsent": exc.unsent, "topic": topic}))
+        raise typer.Exit(1) from None
+    summary = {
+        "messages": sent,
+        "batches": len(batches),
+        "resource_samples": len(messages) - len(batches),
+        "syscalls": sum(len(b) for b in batches),
+        "topic": topic,
+    }
+    typer.echo(json.dumps(summary))
 
 
 @collector_app.command("run")
@@ -162,7 +189,9 @@ def collector_run(
 
 
 def _render(view: StreamView) -> Table:
-    table = Table("pod", "node", "batches", "syscalls", "rate/s", "lost", "dup", "gaps", "top syscalls (share)")
+    table = Table(
+        "pod", "node", "batches", "syscalls", "rate/s", "cores", "lost", "dup", "gaps", "top syscalls (share)"
+    )
     for v in sorted(view.pods.values(), key=lambda v: v.pod):
         span = ((v.last_ns or 0) - (v.first_ns or 0)) / 1e9 if v.first_ns else 0
         rate = f"{v.syscalls / span:,.0f}" if span > 0 else "-"
@@ -173,6 +202,7 @@ def _render(view: StreamView) -> Table:
             str(v.batches),
             f"{v.syscalls:,}",
             rate,
+            "-" if v.cpu_cores is None else f"{v.cpu_cores:.2f}",
             str(v.lost),
             str(v.duplicates),
             str(v.gaps),

@@ -12,6 +12,8 @@ from minerlens_collector.cgroups import PodCgroup, cgroup_pids, parse_cgroup_pat
 class PodScan:
     tasks: dict[int, PodCgroup] = field(default_factory=dict)
     pods: set[str] = field(default_factory=set)
+    dirs: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(pod uid, container id) -> cgroup path relative to the hierarchy root (the same in every hierarchy)"""
 
 
 def scan_roots(cgroup_root: Path) -> list[Path]:
@@ -34,6 +36,7 @@ def scan_pods(cgroup_root: Path) -> PodScan:
             if ident is None:
                 continue
             scan.pods.add(ident.pod_uid)
+            scan.dirs.setdefault((ident.pod_uid, ident.container_id), str(d.relative_to(root)))
             for tid in cgroup_pids(d):
                 scan.tasks[tid] = ident
         break

@@ -25,4 +25,25 @@ class CollectorMetrics:
         self.spool_messages = Gauge("minerlens_collector_spool_messages", "messages waiting", registry=r)
         self.traced_tasks = Gauge("minerlens_collector_traced_tasks", "tasks seeded into the tracer", registry=r)
         self.pods = Gauge("minerlens_collector_pods", "pods with live cgroups on this node", registry=r)
+        self.resource_samples = Counter(
+            "minerlens_collector_resource_samples", "resource samples built (one per stream and interval)", registry=r
+        )
+        self.resource_samples_sent = Counter(
+            "minerlens_collector_resource_samples_sent", "resource samples acknowledged by Kafka", registry=r
+        )
+        self.resource_read_failures = Counter(
+            "minerlens_collector_resource_read_failures",
+            "cgroup or process files that exist but could not be read, by what",
+            ["what"],
+            registry=r,
+        )
+        self.resource_sample_seconds = Gauge(
+            "minerlens_collector_resource_sample_seconds", "wall time of the last sampling round", registry=r
+        )
+        self.fd_lookups = Counter(
+            "minerlens_collector_fd_lookups", "fds resolved for event tagging outside the sampler's maps", registry=r
+        )
+        self.fd_unresolved = Counter(
+            "minerlens_collector_fd_unresolved", "I/O events left untagged (lookup budget spent)", registry=r
+        )
         self.kafka_connected = Gauge("minerlens_collector_kafka_connected", "1 when connected", registry=r)

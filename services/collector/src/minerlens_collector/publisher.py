@@ -21,6 +21,11 @@ from minerlens_collector.spool import Spool
 log = logging.getLogger(__name__)
 
 
+def _retrieve(fut: asyncio.Future[object]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class Publisher:
     def __init__(
         self,
@@ -41,6 +46,7 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self.sent_messages = 0
         self.sent_events = 0
+        self.sent_by_kind: dict[str, int] = {}
         self.send_errors = 0
         self.stalls = 0
         self.connected = False
@@ -71,14 +77,22 @@ class Publisher:
         """Send up to ``in_flight`` messages from the head of the spool; returns how many were acked."""
         producer = await self._ensure_producer()
         items = self._spool.peek(self._in_flight)
-        futures = [await producer.send(self._topic, item.value, key=item.key, headers=item.headers) for item in items]
+        futures: list[asyncio.Future[object]] = []
         acked = 0
-        for item, fut in zip(items, futures, strict=True):
-            await self._await_delivery(fut)
-            self._spool.pop(item)
-            acked += 1
-            self.sent_messages += 1
-            self.sent_events += item.events
+        try:
+            for item in items:
+                futures.append(await producer.send(self._topic, item.value, key=item.key, headers=item.headers))
+            for item, fut in zip(items, futures, strict=True):
+                await self._await_delivery(fut)
+                self._spool.pop(item)
+                acked += 1
+                self.sent_messages += 1
+                self.sent_events += item.events
+                self.sent_by_kind[item.kind] = self.sent_by_kind.get(item.kind, 0) + 1
+        except BaseException:
+            for fut in futures:  # their failure is this one: resent from the spool, not logged as unretrieved
+                fut.add_done_callback(_retrieve)
+            raise
         return acked
 
     async def _await_delivery(self, fut: asyncio.Future[object]) -> None:

@@ -26,6 +26,10 @@ class CollectorSettings(BaseSettings):
     batch_max_age_s: float = Field(default=1.0, gt=0)
     spool_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     drop_report_interval_s: float = Field(default=5.0, gt=0)
+    sample_interval_s: float = Field(
+        default=1.0, ge=0, description="resource samples per stream every this many seconds (0: none)"
+    )
+    fd_tagging: bool = Field(default=True, description="tag the fd argument of I/O syscalls with the fd's kind")
     include_node: bool = Field(default=False, description="report processes outside pods as pod 'node'")
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=9464, ge=0, le=65535)

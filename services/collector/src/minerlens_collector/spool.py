@@ -14,6 +14,8 @@ class Outgoing:
     headers: list[tuple[str, bytes]]
     events: int
     pod_uid: str | None
+    kind: str = ""
+    """the message kind (``batch``, ``drop_report``, ``resource_sample``), for accounting"""
 
 
 class Spool:

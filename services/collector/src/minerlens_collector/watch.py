@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from minerlens_core import topics
 from minerlens_core.kafka import make_consumer
-from minerlens_core.schemas import DropReport, SyscallBatch, decode_syscall_stream
+from minerlens_core.schemas import DropReport, ResourceSample, SyscallBatch, decode_syscall_stream
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.syscalls import syscall_name
 from pydantic import ValidationError
@@ -28,6 +28,14 @@ class PodView:
     top: Counter[str] = field(default_factory=Counter)
     first_ns: int | None = None
     last_ns: int | None = None
+    samples: int = 0
+    cores: dict[str, float] = field(default_factory=dict)
+    """CPU cores each container stream used between its last two resource samples"""
+    last_cpu: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def cpu_cores(self) -> float | None:
+        return sum(self.cores.values()) if self.cores else None
 
 
 @dataclass
@@ -36,10 +44,19 @@ class StreamView:
     node_drops: int = 0
     invalid: int = 0
 
-    def add(self, msg: SyscallBatch | DropReport) -> None:
+    def add(self, msg: SyscallBatch | DropReport | ResourceSample) -> None:
         env = msg.envelope
         key = env.pod.display if env.pod else f"node/{env.node}"
         view = self.pods.setdefault(key, PodView(key, env.node))
+        if isinstance(msg, ResourceSample):
+            view.samples += 1
+            stream, snap = f"{env.node}/{env.container_id}", msg.sample
+            if snap.cpu_ns is not None:
+                prev = view.last_cpu.get(stream)
+                if prev is not None and snap.ts_ns > prev[0] and snap.cpu_ns >= prev[1]:
+                    view.cores[stream] = (snap.cpu_ns - prev[1]) / (snap.ts_ns - prev[0])
+                view.last_cpu[stream] = (snap.ts_ns, snap.cpu_ns)
+            return
         if isinstance(msg, DropReport):
             view.lost += msg.lost_events
             if env.pod is None:

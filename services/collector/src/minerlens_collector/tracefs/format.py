@@ -1,7 +1,8 @@
 """Layouts read at run time from tracefs: the ring-buffer page header and the ``sys_enter`` record.
 
 ``events/header_page`` gives the sub-buffer header (``timestamp``, ``commit``, ``data``) and
-``events/raw_syscalls/sys_enter/format`` the event ID and field offsets. Nothing here is hard-coded
+``events/raw_syscalls/sys_enter/format`` the event ID and field offsets (``args[0]`` included: the
+collector tags the fd argument of I/O syscalls with what the fd is). Nothing here is hard-coded
 except :data:`DEFAULT_FORMAT`, the x86_64/arm64 layout of Linux 5.x-6.x, used by tests and when a
 format must be built without a kernel.
 """
@@ -62,6 +63,8 @@ class SysEnterFormat:
     pid_offset: int
     id_offset: int
     id_size: int
+    args_offset: int = -1  # offset of ``args[0]`` (-1: the record has no args: arg0 is not decoded)
+    arg_size: int = 8
 
     @property
     def type_len(self) -> int:
@@ -91,6 +94,8 @@ class SysEnterFormat:
             self.pid_offset,
             self.id_offset,
             self.id_size,
+            self.args_offset,
+            self.arg_size,
         )
 
 
@@ -131,6 +136,10 @@ def parse_sys_enter_format(text: str, header: PageHeader) -> SysEnterFormat:
         msg = f"unexpected sys_enter field alignment: common_pid@{pid.offset} id@{nr.offset}"
         raise CaptureError(msg)
     record_size = max(f.offset + f.size for f in fields.values())
+    args = fields.get("args")
+    args_offset, arg_size = -1, 8
+    if args is not None and args.size % 6 == 0 and args.size // 6 in (4, 8) and args.offset % 4 == 0:
+        args_offset, arg_size = args.offset, args.size // 6
     return SysEnterFormat(
         header=header,
         event_id=int(m.group(1)),
@@ -140,6 +149,8 @@ def parse_sys_enter_format(text: str, header: PageHeader) -> SysEnterFormat:
         pid_offset=pid.offset,
         id_offset=nr.offset,
         id_size=nr.size,
+        args_offset=args_offset,
+        arg_size=arg_size,
     )
 
 
@@ -164,4 +175,6 @@ DEFAULT_FORMAT = SysEnterFormat(
     pid_offset=4,
     id_offset=8,
     id_size=8,
+    args_offset=16,
+    arg_size=8,
 )

@@ -169,13 +169,22 @@ class TracefsReader:
         ts = np.concatenate([p.ts for p in parts]) if len(parts) > 1 else parts[0].ts
         tid = np.concatenate([p.tid for p in parts]) if len(parts) > 1 else parts[0].tid
         nr = np.concatenate([p.nr for p in parts]) if len(parts) > 1 else parts[0].nr
+        arg0 = None
+        if all(p.arg0 is not None for p in parts):
+            arg0 = np.concatenate([p.arg0 for p in parts if p.arg0 is not None]) if len(parts) > 1 else parts[0].arg0
         order = np.argsort(ts, kind="stable")
         ts = ts[order]
         ts += self._clock_offset()
         self.pages_read += sum(p.pages for p in parts)
         self.missed_pages += sum(p.missed_pages for p in parts)
         self.slow_pages += sum(p.slow_pages for p in parts)
-        return RawEvents(ts_ns=ts, tid=tid[order], nr=nr[order], missed=sum(p.missed for p in parts))
+        return RawEvents(
+            ts_ns=ts,
+            tid=tid[order],
+            nr=nr[order],
+            missed=sum(p.missed for p in parts),
+            arg0=None if arg0 is None else arg0[order],
+        )
 
     # -- loss ------------------------------------------------------------------------------
     def stats(self) -> dict[int, CpuStats]:

@@ -39,6 +39,7 @@ class DecodedPages:
     ts: I64  # trace-clock ns
     tid: I32  # common_pid (the thread id)
     nr: I64  # syscall number (``id`` field)
+    arg0: I64 | None = None  # ``args[0]`` (the fd of fd-taking calls), None when the format has no args
     pages: int = 0
     missed: int = 0  # events the page headers say were lost before the page (stored counts)
     missed_pages: int = 0  # pages flagged RB_MISSED_EVENTS (count stored or not)
@@ -66,17 +67,22 @@ def _gather(u32: npt.NDArray[np.uint32], byte_off: I64, size: int, signed: bool)
     return out
 
 
-def _walk(
-    page: bytes | memoryview, start: int, end: int, ts: int, fmt: SysEnterFormat
-) -> tuple[list[int], list[int], list[int]]:
-    """Python walk of data bytes ``start..end`` of one page; returns (ts, tid, nr) lists of sys_enter."""
+_Walked = tuple[list[int], list[int], list[int], list[int]]
+
+
+def _walk(page: bytes | memoryview, start: int, end: int, ts: int, fmt: SysEnterFormat) -> _Walked:
+    """Python walk of data bytes ``start..end`` of one page; returns (ts, tid, nr, arg0) lists of sys_enter
+    (arg0 stays empty when the format has no args)."""
     base = fmt.header.data_offset
     out_ts: list[int] = []
     out_tid: list[int] = []
     out_nr: list[int] = []
+    out_arg0: list[int] = []
     unpack = struct.unpack_from
     type_fmt = {1: "<B", 2: "<H", 4: "<I"}[fmt.type_size]
     id_fmt = "<q" if fmt.id_size == 8 else "<i"
+    arg_fmt = "<q" if fmt.arg_size == 8 else "<I"  # an 8-byte arg as int64 (what the numpy path gives)
+    args_at = fmt.args_offset
     pos = start
     while pos + 4 <= end:
         (hdr,) = unpack("<I", page, base + pos)
@@ -113,8 +119,10 @@ def _walk(
             out_ts.append(ts)
             out_tid.append(unpack("<i", page, d + fmt.pid_offset)[0])
             out_nr.append(unpack(id_fmt, page, d + fmt.id_offset)[0])
+            if args_at >= 0:
+                out_arg0.append(unpack(arg_fmt, page, d + args_at)[0])
         pos = data + length
-    return out_ts, out_tid, out_nr
+    return out_ts, out_tid, out_nr, out_arg0
 
 
 def _missed(buf: npt.NDArray[np.uint8], page: int, commit: int, length: int, fmt: SysEnterFormat) -> int:
@@ -135,7 +143,8 @@ def decode_pages(data: bytes | bytearray | memoryview, fmt: SysEnterFormat, n_pa
     buf = np.frombuffer(data, dtype=np.uint8)
     n = len(buf) // psize if n_pages is None else n_pages
     if n == 0:
-        return DecodedPages(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        empty = np.zeros(0, np.int64)
+        return DecodedPages(empty, np.zeros(0, np.int32), empty, empty if fmt.args_offset >= 0 else None)
     buf = buf[: n * psize]
     u32 = buf.view("<u4")
     page_base = np.arange(n, dtype=np.int64) * psize
@@ -167,10 +176,12 @@ def decode_pages(data: bytes | bytearray | memoryview, fmt: SysEnterFormat, n_pa
     if valid is not None:
         keep &= valid
     out_ts = ts[keep]
-    out_tid = _gather(u32, payload[keep] + fmt.pid_offset, 4, True).astype(np.int32)
-    out_nr = _gather(u32, payload[keep] + fmt.id_offset, fmt.id_size, True)
+    kept = payload[keep]
+    out_tid = _gather(u32, kept + fmt.pid_offset, 4, True).astype(np.int32)
+    out_nr = _gather(u32, kept + fmt.id_offset, fmt.id_size, True)
+    out_arg0 = _gather(u32, kept + fmt.args_offset, fmt.arg_size, False) if fmt.args_offset >= 0 else None
 
-    result = DecodedPages(out_ts, out_tid, out_nr, pages=n)
+    result = DecodedPages(out_ts, out_tid, out_nr, out_arg0, pages=n)
     flagged = np.flatnonzero(commit & RB_MISSED_EVENTS)
     result.missed_pages = len(flagged)
     result.missed = sum(_missed(buf, int(p), int(commit[p]), int(length[p]), fmt) for p in flagged)
@@ -198,15 +209,17 @@ def _add_slow(
     ts_l: list[int] = []
     tid_l: list[int] = []
     nr_l: list[int] = []
+    arg_l: list[int] = []
     page_l: list[int] = []
     for p in slow.tolist():
         lim = int(limit[p])
         ts0 = int(page_ts[p]) + (int(cs[starts[p] + lim - 1] - (cs[starts[p] - 1] if starts[p] else 0)) if lim else 0)
         page = buf[p * psize : (p + 1) * psize].data
-        t, i, r = _walk(page, lim * stride, int(length[p]), ts0, fmt)
+        t, i, r, a = _walk(page, lim * stride, int(length[p]), ts0, fmt)
         ts_l += t
         tid_l += i
         nr_l += r
+        arg_l += a
         page_l += [p] * len(t)
     result.slow_pages = len(slow)
     if not ts_l:
@@ -216,6 +229,8 @@ def _add_slow(
     result.ts = np.concatenate((result.ts, np.asarray(ts_l, np.int64)))[order]
     result.tid = np.concatenate((result.tid, np.asarray(tid_l, np.int32)))[order]
     result.nr = np.concatenate((result.nr, np.asarray(nr_l, np.int64)))[order]
+    if result.arg0 is not None:
+        result.arg0 = np.concatenate((result.arg0, np.asarray(arg_l, np.int64)))[order]
 
 
 def decode_pages_reference(data: bytes | bytearray | memoryview, fmt: SysEnterFormat) -> DecodedPages:
@@ -225,16 +240,23 @@ def decode_pages_reference(data: bytes | bytearray | memoryview, fmt: SysEnterFo
     ts_l: list[int] = []
     tid_l: list[int] = []
     nr_l: list[int] = []
+    arg_l: list[int] = []
     view = memoryview(data)
     n = len(view) // psize
     for p in range(n):
         page = view[p * psize : (p + 1) * psize]
         ts0 = struct.unpack_from("<Q", page, h.ts_offset)[0]
         length = min(struct.unpack_from("<I", page, h.commit_offset)[0] & COMMIT_MASK, h.data_size)
-        t, i, r = _walk(page, 0, length, ts0, fmt)
+        t, i, r, a = _walk(page, 0, length, ts0, fmt)
         ts_l += t
         tid_l += i
         nr_l += r
+        arg_l += a
     return DecodedPages(
-        np.asarray(ts_l, np.int64), np.asarray(tid_l, np.int32), np.asarray(nr_l, np.int64), pages=n, slow_pages=n
+        np.asarray(ts_l, np.int64),
+        np.asarray(tid_l, np.int32),
+        np.asarray(nr_l, np.int64),
+        np.asarray(arg_l, np.int64) if fmt.args_offset >= 0 else None,
+        pages=n,
+        slow_pages=n,
     )
