@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))  # tests.scorer.helpers: the sample as FeatureWind
 
 from minerlens_core.digests import sha256_file  # noqa: E402
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, WindowPolicy  # noqa: E402
-from minerlens_core.models import MANIFEST, ONNX_FILE, ArtifactManifest, TrainingData, spec_fields  # noqa: E402
+from minerlens_core.models import ONNX_FILE, ArtifactManifest, TrainingData, spec_fields, write_manifest  # noqa: E402
 from minerlens_core.models.onnx_model import pad_sequences  # noqa: E402
 from minerlens_core.schemas.windows import FeatureWindow, decode_window  # noqa: E402
 from minerlens_scorer.model_repository import artifact_dirs  # noqa: E402
@@ -101,7 +101,7 @@ def lstm_standin(out: Path, length: int) -> Path:
         libraries={"torch": torch.__version__},
         created_at=datetime.now(UTC),
     )
-    (out / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+    write_manifest(out, manifest)
     return out
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A local Redis for developers and CI: loopback only, no persistence, daemonized.
+# A local Redis for developers and CI: loopback only, daemonized, persistent (AOF, fsync every second).
 #
 #   scripts/redis.sh start     start (no-op when already running) and wait until it answers PING
 #   scripts/redis.sh stop      stop the instance recorded in the pid file (never anything else)
@@ -10,6 +10,9 @@
 #   REDIS_HOME_DIR=<repo>/.local/redis-$REDIS_PORT    redis.pid, redis.log, working dir
 #   REDIS_SERVER=redis-server                         the server binary (Debian package redis-server)
 #   REDIS_MAXMEMORY=256mb                             memory cap (allkeys-lru beyond it)
+#   REDIS_PERSISTENCE=aof                             aof: append-only file in REDIS_HOME_DIR, fsync every
+#                                                     second (a restart keeps the explainer's pod store; a
+#                                                     crash loses at most the last second); none: memory only
 #
 # Install redis-server with scripts/install-system-deps.sh.
 set -euo pipefail
@@ -21,6 +24,7 @@ REDIS_PORT=${REDIS_PORT:-16379}
 REDIS_HOME_DIR=${REDIS_HOME_DIR:-${REPO_ROOT}/.local/redis-${REDIS_PORT}}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_MAXMEMORY=${REDIS_MAXMEMORY:-256mb}
+REDIS_PERSISTENCE=${REDIS_PERSISTENCE:-aof}
 HOST=127.0.0.1
 PID_FILE="${REDIS_HOME_DIR}/redis.pid"
 LOG_FILE="${REDIS_HOME_DIR}/redis.log"
@@ -71,15 +75,22 @@ cmd_start() {
         || die "${REDIS_SERVER} not found: install it with scripts/install-system-deps.sh (Debian package redis-server)"
     port_open && die "port ${HOST}:${REDIS_PORT} is already in use by another process (no live pid in ${PID_FILE})"
     mkdir -p "${REDIS_HOME_DIR}"
-    # Everything on the command line: no config file to keep in sync. `save ""` and `appendonly no`
-    # turn persistence off; `dir` keeps any stray dump out of the work tree's root.
+    # Everything on the command line: no config file to keep in sync. `dir` keeps the append-only
+    # file (and any dump) in REDIS_HOME_DIR, out of the work tree's root; `save ""` turns RDB snapshots
+    # off (the AOF is the persistence; Redis rewrites it in the background when it grows).
+    local persistence
+    case "${REDIS_PERSISTENCE}" in
+        aof) persistence=(--appendonly yes --appendfsync everysec --save "") ;;
+        none) persistence=(--appendonly no --save "") ;;
+        *) die "REDIS_PERSISTENCE must be aof or none, not ${REDIS_PERSISTENCE}" ;;
+    esac
     "${REDIS_SERVER}" --port "${REDIS_PORT}" --bind "${HOST}" --protected-mode yes \
         --daemonize yes --pidfile "${PID_FILE}" --logfile "${LOG_FILE}" --dir "${REDIS_HOME_DIR}" \
-        --save "" --appendonly no \
+        "${persistence[@]}" \
         --maxmemory "${REDIS_MAXMEMORY}" --maxmemory-policy allkeys-lru \
         || { show_log_tail; die "${REDIS_SERVER} failed to start"; }
     local i
-    for ((i = 0; i < 100; i++)); do
+    for ((i = 0; i < 300; i++)); do  # loading a large append-only file takes a while
         if running_pid >/dev/null && ping; then
             log "ready: pid $(running_pid) at redis://${HOST}:${REDIS_PORT}/0"
             return 0
@@ -87,7 +98,7 @@ cmd_start() {
         sleep 0.1
     done
     show_log_tail
-    die "not ready after 10 s"
+    die "not ready after 30 s"
 }
 
 cmd_stop() {

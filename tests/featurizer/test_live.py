@@ -28,7 +28,7 @@ from minerlens_core.schemas import DropReport, Envelope, PodRef, SyscallBatch
 from minerlens_core.schemas.windows import FeatureWindow, decode_window
 from minerlens_core.settings import KafkaSettings
 
-from tests.featurizer.streams import MODEL, assert_same, offline, replay
+from tests.featurizer.streams import MODEL, ROOT, assert_same, offline, replay
 from tests.integration.services import require_kafka
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(120)]
@@ -67,8 +67,8 @@ class Run:
         finally:
             await admin.close()
 
-    def worker(self, name: str) -> Worker:
-        w = Worker(self, name)
+    def worker(self, name: str, command: Sequence[str] | None = None, **env: str) -> Worker:
+        w = Worker(self, name, command, env)
         self.workers.append(w)
         return w
 
@@ -134,7 +134,9 @@ class Run:
 
 
 class Worker:
-    def __init__(self, run: Run, name: str) -> None:
+    def __init__(
+        self, run: Run, name: str, command: Sequence[str] | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         self.log = run.tmp / f"{name}.log"
         env = {
@@ -152,9 +154,11 @@ class Worker:
         }
         if (MODEL / "manifest.json").is_file():
             env["MINERLENS_FEATURIZER_MODEL_DIR"] = str(MODEL)
+        env.update(extra_env or {})
         cli = Path(sys.executable).with_name("minerlens")
+        argv = list(command) if command else [str(cli), "featurizer", "run"]
         with self.log.open("ab") as f:
-            self.proc = subprocess.Popen([str(cli), "featurizer", "run"], env=env, stdout=f, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:

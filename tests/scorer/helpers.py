@@ -22,7 +22,9 @@ from minerlens_core.models import (
     ArtifactManifest,
     Background,
     TrainingData,
+    seal_artifact,
     spec_fields,
+    write_manifest,
 )
 from minerlens_core.schemas.envelope import Envelope, PodRef
 from minerlens_core.schemas.windows import FeatureWindow, window_id
@@ -42,6 +44,7 @@ def add_background(artifact: Path, background: Background) -> None:
     raw = json.loads(path.read_text())
     raw["files"][BACKGROUND_FILE] = sha256_file(artifact / BACKGROUND_FILE)
     path.write_text(json.dumps(raw, indent=2) + "\n")
+    seal_artifact(artifact)
 
 
 def edit_manifest(artifact: Path, **changes: object) -> None:
@@ -49,6 +52,7 @@ def edit_manifest(artifact: Path, **changes: object) -> None:
     raw = json.loads(path.read_text())
     raw.update(changes)
     path.write_text(json.dumps(raw, indent=2) + "\n")
+    seal_artifact(artifact)  # a deliberate edit, sealed as an operator would (minerlens model seal)
 
 
 def copy_artifact(src: Path, dst: Path, *, version: str, created_at: datetime | None = None) -> Path:
@@ -137,7 +141,7 @@ def sequence_artifact(out: Path, length: int = 32, spinner: str = "sched_yield")
         libraries={"onnx": onnx.__version__},
         created_at=datetime.now(UTC),
     )
-    (out / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+    write_manifest(out, manifest)
     return out
 
 

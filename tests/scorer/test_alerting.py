@@ -221,3 +221,44 @@ def test_k_must_not_exceed_n() -> None:
 
     with pytest.raises(ValueError, match="k <= n"):
         AlertPolicy(k=6, n=5)
+
+
+def process_verdict(index: int, score: float, pid: int, comm: str) -> Verdict:
+    from minerlens_core.schemas.windows import ProcessRef
+
+    v = verdict(index, score)
+    return v.model_copy(
+        update={
+            "window_id": window_id("uid-a", "c0", "time:1s", index, pid),
+            "scope": "process",
+            "process": ProcessRef(pid=pid, comm=comm, exe=f"/usr/sbin/{comm}", cpu_cores=2.0),
+        }
+    )
+
+
+def test_a_hidden_miners_process_windows_open_the_alert_and_name_it() -> None:
+    """The busy web pod scores benign as a whole; the miner's own process window is over: one slot counts once."""
+    e = engine()
+    out: list[DetectionFinding] = []
+    for i in range(3):
+        t = float(T0 + i)
+        out += e.observe(verdict(i, 0.05), now=t)  # the pod window: nginx dominates it
+        out += e.observe(process_verdict(i, 0.1, 20, "nginx"), now=t)
+        out += e.observe(process_verdict(i, 0.99, 42, "php-fpm"), now=t)
+    assert activities(out) == ["Create"]
+    m = out[0].unmapped["minerlens"]
+    assert m["windows_over"] == 3  # three slots, not nine windows
+    assert m["windows_seen"] == 3
+    assert m["process"]["comm"] == "php-fpm"
+    assert m["process"]["pid"] == 42
+    assert "php-fpm (pid 42, /usr/sbin/php-fpm)" in out[0].finding_info.title
+    assert m["evidence"]["scope"] == "process"
+    # replays of process windows are recognised like any other window
+    assert e.observe(process_verdict(2, 0.99, 42, "php-fpm"), now=float(T0 + 9)) == []
+    assert e.replays == 1
+    # the alert survives a restart with its named process
+    e2 = engine()
+    e2.restore([out[0]])
+    assert e2.open_alerts["uid-a"].evidence.process is not None
+    assert e2.open_alerts["uid-a"].evidence.process.comm == "php-fpm"
+    assert e2.observe(process_verdict(2, 0.99, 42, "php-fpm"), now=float(T0 + 9)) == []

@@ -135,11 +135,13 @@ def test_inline_reasons_from_background(xgb_set: ModelSet) -> None:
     flagged = [v for v in verdicts if v.decision == "miner"]
     assert flagged
     for v in flagged:
-        assert 1 <= len(v.reasons) <= 5
+        summary, *features = v.reasons  # the behaviour sentence first (docs/alerts.md), then the features
+        assert summary.feature == "summary"
+        assert 1 <= len(features) <= 5
         weights = [r.contribution for r in v.reasons]
         assert weights == sorted(weights, reverse=True)
         assert all(c > 0 for c in weights)
-        for r in v.reasons:
+        for r in features:
             assert r.feature in xgb_set.primary.model.manifest.feature_names
             assert "(benign pods: " in r.text
     benign = _verdicts(Scorer(xgb_set).score(trace_windows(BENIGN, pod_uid="b1")))

@@ -106,6 +106,14 @@ def test_escaping_examples() -> None:
 header_text = st.text(alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)))
 value_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
 keys = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,15}", fullmatch=True).filter(lambda k: k not in MAX_LENGTH)
+# what the message contract lets into a finding (schemas.bounds): no control characters, Kubernetes names
+contract_text = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cc", "Cs"),
+        blacklist_characters="\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    )
+)
+k8s_name = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?", fullmatch=True)
 
 
 @settings(max_examples=300, deadline=None)
@@ -130,12 +138,12 @@ def test_extension_round_trip(pairs: dict[str, str]) -> None:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    namespace=value_text,
-    pod=value_text,
-    message=value_text.filter(lambda m: m.strip()),
-    title=header_text.filter(lambda t: t.strip()),
-    reason=value_text,
-    label_value=value_text,
+    namespace=k8s_name,
+    pod=k8s_name,
+    message=contract_text.filter(lambda m: m.strip()),
+    title=contract_text.filter(lambda t: t.strip()),
+    reason=contract_text,
+    label_value=contract_text,
 )
 def test_full_finding_round_trip(
     namespace: str, pod: str, message: str, title: str, reason: str, label_value: str

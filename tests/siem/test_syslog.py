@@ -101,12 +101,12 @@ async def test_cef_over_udp_reaches_a_real_socket() -> None:
         transport.close()
 
 
-async def test_cef_over_tcp_with_octet_counting_and_newlines_in_values() -> None:
+async def test_cef_over_tcp_with_octet_counting_and_special_characters_in_values() -> None:
     collector = TcpCollector()
     server = await asyncio.start_server(collector.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        decoded = decode_alert(finding_json(make_finding(message="line one\nline two = x | y")))
+        decoded = decode_alert(finding_json(make_finding(message="line one \\ line two = x | y")))
         assert isinstance(decoded, Alert)
         output = CefSyslogOutput(SyslogSender("127.0.0.1", port, "tcp"), hostname="exporter-1")
         for i in range(3):
@@ -117,7 +117,7 @@ async def test_cef_over_tcp_with_octet_counting_and_newlines_in_values() -> None
             m = RFC5424.match(await asyncio.wait_for(collector.messages.get(), 5))
             assert m
             _, ext = parse_cef(m["msg"].decode())
-            assert ext["msg"] == "line one\nline two = x | y"
+            assert ext["msg"] == "line one \\ line two = x | y"  # no newline: the contract refuses control characters
         assert collector.connections == 1  # one persistent connection
         await output.close(1)
     finally:

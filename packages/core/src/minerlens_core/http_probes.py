@@ -1,18 +1,29 @@
 """The small HTTP port of the Kafka services: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``.
 
 Kubernetes probes and Prometheus scrape it. ``/healthz`` answers 200 while ``health()["ok"]`` (restart the
-pod otherwise); ``/readyz`` 200 while ``ready()["ok"]`` (serving; left out when a service has no readiness
-of its own). Both return the state as JSON. Needs the ``http`` extra (aiohttp, prometheus-client).
+pod otherwise: a consumer's health comes from ``minerlens_core.kafka.ConsumerProgress``); ``/readyz`` 200
+while ``ready()["ok"]`` (serving; left out when a service has no readiness of its own). Both return the
+state as JSON, with a ``reason`` when not ok; a status function may be a coroutine function. Needs the
+``http`` extra (aiohttp, prometheus-client).
 """
 
 from __future__ import annotations
 
+import inspect
+import json
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-Status = Callable[[], dict[str, object]]
+log = logging.getLogger(__name__)
+
+Status = Callable[[], dict[str, object]] | Callable[[], Awaitable[dict[str, object]]]
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=str)
 
 
 def probe_app(registry: CollectorRegistry, health: Status, ready: Status | None = None) -> web.Application:
@@ -21,8 +32,13 @@ def probe_app(registry: CollectorRegistry, health: Status, ready: Status | None 
 
     def answer(status: Status) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handler(_: web.Request) -> web.Response:
-            state = status()
-            return web.json_response(state, status=200 if state.get("ok") else 503)
+            try:
+                result = status()
+                state = await result if inspect.isawaitable(result) else result
+            except Exception as exc:  # a probe that cannot tell is a failed probe, with the reason
+                log.exception("status probe failed")
+                state = {"ok": False, "reason": f"status check failed: {type(exc).__name__}: {exc}"}
+            return web.json_response(state, status=200 if state.get("ok") else 503, dumps=_dumps)
 
         return handler
 

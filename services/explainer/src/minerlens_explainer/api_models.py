@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from minerlens_core.features import VOCAB_SIZE
 from minerlens_core.schemas.explanations import Explanation, Method
@@ -140,7 +140,9 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "failing"] = "ok"
+    reason: str | None = Field(default=None, description="why the process should be restarted (503 only)")
+    ingest: dict[str, Any] | None = Field(default=None, description="the ingestion's progress, when it runs here")
 
 
 class IngestState(BaseModel):

@@ -40,7 +40,15 @@ from minerlens_explainer.explaining import ExplainerUnavailable, InvalidWindow, 
 from minerlens_explainer.http_auth import AdminRole, ReadRole, read_role
 from minerlens_explainer.http_errors import ApiError, install
 from minerlens_explainer.middleware import BodyLimit, RequestMetrics
-from minerlens_explainer.naming import DNS1123_LABEL, DNS1123_SUBDOMAIN, LABEL_MAX, SUBDOMAIN_MAX, WINDOW_ID, PodKey
+from minerlens_explainer.naming import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    LABEL_MAX,
+    MODEL_NAME,
+    SUBDOMAIN_MAX,
+    WINDOW_ID,
+    PodKey,
+)
 from minerlens_explainer.redis_link import RedisUnavailable
 from minerlens_explainer.registry import LoadedModel, MethodUnsupported, ModelNotFound, ModelRegistry
 from minerlens_explainer.runtime import Runtime
@@ -61,7 +69,10 @@ PodName = Annotated[
     str, Path(pattern=DNS1123_SUBDOMAIN, max_length=SUBDOMAIN_MAX, description="pod name (DNS-1123 subdomain)")
 ]
 TopQ = Annotated[int, Query(ge=1, le=50, description="contributions to return")]
-ModelQ = Annotated[str | None, Query(max_length=253, description="model name (GET /v1/models); default: first")]
+ModelQ = Annotated[
+    str | None,
+    Query(pattern=MODEL_NAME, max_length=253, description="model name (GET /v1/models); default: first"),
+]
 FormatQ = Annotated[Format, Query(description="json: the explanation; png: a plot of it")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -134,6 +145,8 @@ def create_app(
         try:
             yield
         finally:
+            if rt.ingest_progress is not None:
+                rt.ingest_progress.stop()
             stop.set()
             if task is not None:
                 try:
@@ -190,9 +203,16 @@ def create_app(
 
     # ---- health -----------------------------------------------------------------------------------
 
-    @app.get("/healthz", response_model=Health, tags=["health"], summary="liveness (no auth)")
-    async def healthz() -> Health:
-        return Health()
+    @app.get(
+        "/healthz", response_model=Health, tags=["health"], summary="liveness (no auth)",
+        responses={503: {"model": Health, "description": "the ingestion died or stopped with messages waiting"}},
+    )  # fmt: skip
+    async def healthz() -> JSONResponse:
+        state = rt.health()
+        ok = bool(state.get("ok"))
+        ingest = None if rt.ingest_progress is None else {k: v for k, v in state.items() if k != "ok"}
+        body = Health(status="ok" if ok else "failing", reason=None if ok else str(state.get("reason")), ingest=ingest)
+        return JSONResponse(body.model_dump(mode="json", exclude_none=True), status_code=200 if ok else 503)
 
     @app.get(
         "/readyz", response_model=Readiness, tags=["health"], summary="readiness (no auth)",

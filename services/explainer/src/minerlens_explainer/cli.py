@@ -55,6 +55,10 @@ def run(
 
     from minerlens_explainer.app import create_app
 
+    # SIGTERM: before uvicorn serves (loading models) the process exits at once; while it serves uvicorn
+    # shuts down gracefully (ingestion stopped, Redis closed) and then re-raises the signal, which ends
+    # here too: status 0, not "killed by SIGTERM", for a shutdown that went as asked.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         settings = _settings(models, tokens_file, host=host, port=port, redis_url=redis_url, ingest=ingest,
                              http_workers=http_workers)  # fmt: skip
@@ -69,6 +73,10 @@ def run(
         uvicorn.run("minerlens_explainer.app:app_from_env", factory=True, workers=settings.http_workers, **common)
     else:
         uvicorn.run(app, **common)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def ingest(

@@ -1,9 +1,13 @@
 """Ingestion: the windows, verdicts and alerts topics into the pod store.
 
 ``Ingestor.handle`` decodes one message and stores it (plain logic, no Kafka); ``KafkaIngest`` is the
-aiokafka adapter: it consumes, calls ``handle``, dead-letters what is invalid (``<topic>.dlq`` with
-``dead_letter_headers``) and commits. A message is never lost to a Redis outage: it is retried with
-backoff until Redis answers (the offset is committed only after the store accepted it).
+aiokafka adapter: it consumes, calls ``handle``, dead-letters what it cannot store (``<topic>.dlq`` with
+``dead_letter_headers``: invalid messages, pods whose names are not Kubernetes names, a write Redis
+refuses, anything that raised) and commits. A message is never lost to a Redis outage: it is retried
+with backoff until Redis answers (the offset is committed only after the store accepted it); one
+message never stops the others. The loop reports to a ``ConsumerProgress`` (the API's ``/healthz``),
+and when the store has lost its data (Redis restarted empty) it is first refilled from the topics
+(``StoreRebuild``).
 """
 
 from __future__ import annotations
@@ -16,21 +20,25 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka.structs import ConsumerRecord
-from minerlens_core.kafka import dead_letter_headers, make_consumer, make_producer
+from minerlens_core.kafka import ConsumerProgress, dead_letter_of, make_consumer, make_producer, send_dead_letter
+from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, STATUS_RESOLVED, DetectionFinding, decode_finding
 from minerlens_core.schemas.windows import decode_verdict, decode_window
 from minerlens_core.settings import KafkaSettings
-from minerlens_core.topics import dead_letter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from minerlens_explainer.metrics import Metrics
-from minerlens_explainer.naming import UID_NAMESPACE, PodKey
-from minerlens_explainer.redis_link import RedisUnavailable
+from minerlens_explainer.naming import UID_NAMESPACE, InvalidPodName, PodKey
+from minerlens_explainer.rebuild import StoreRebuild
+from minerlens_explainer.redis_link import RedisCommandError, RedisUnavailable
 from minerlens_explainer.store import AlertState, PodStore
 
 log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "skipped"]
+INVALID_POD = "invalid pod name"
+STORE_ERROR = "store error"
+INTERNAL_ERROR = "internal error"
 MAX_ALERT_WINDOWS = 500
 """window ids kept per alert (the most recent)"""
 
@@ -79,10 +87,13 @@ def alert_pod(finding: DetectionFinding, fields: _AlertFields) -> PodKey:
     namespace = fields.namespace or (res.namespace if res else None) or ""
     name = fields.pod or (res.name if res else None) or ""
     uid = fields.pod_uid or (res.uid if res else "")
-    if namespace and name:
-        return PodKey(namespace, name)
-    if uid:
-        return PodKey(UID_NAMESPACE, uid)
+    try:
+        if namespace and name:
+            return PodKey.checked(namespace, name)
+        if uid:
+            return PodKey.checked(UID_NAMESPACE, uid)
+    except InvalidPodName as exc:
+        raise InvalidMessage(INVALID_POD, exc) from None
     msg = "finding names no pod (unmapped.minerlens.namespace/pod or a Kubernetes Pod resource)"
     raise InvalidMessage(msg)
 
@@ -130,7 +141,7 @@ class Ingestor:
             except (ValidationError, ValueError) as exc:
                 reason = "invalid feature window"
                 raise InvalidMessage(reason, exc) from None
-            pod = PodKey.of(window.envelope.pod)
+            pod = _pod_of(window.envelope.pod)
             if pod is None:
                 return "skipped"  # node-level window: nothing to explain per pod
             await self.store.add_window(pod, window)
@@ -141,7 +152,7 @@ class Ingestor:
             except (ValidationError, ValueError) as exc:
                 reason = "invalid verdict"
                 raise InvalidMessage(reason, exc) from None
-            pod = PodKey.of(verdict.envelope.pod)
+            pod = _pod_of(verdict.envelope.pod)
             if pod is None:
                 return "skipped"
             await self.store.add_verdict(pod, verdict)
@@ -165,6 +176,13 @@ class Ingestor:
         return "stored"
 
 
+def _pod_of(pod: PodRef | None) -> PodKey | None:
+    try:
+        return PodKey.of(pod)
+    except InvalidPodName as exc:
+        raise InvalidMessage(INVALID_POD, exc) from None
+
+
 @dataclass
 class IngestStatus:
     enabled: bool = False
@@ -177,7 +195,16 @@ class KafkaIngest:
     """Consume the three topics into the store until ``stop`` is set; restarts itself after errors."""
 
     def __init__(
-        self, ingestor: Ingestor, kafka: KafkaSettings, group_id: str, metrics: Metrics, status: IngestStatus
+        self,
+        ingestor: Ingestor,
+        kafka: KafkaSettings,
+        group_id: str,
+        metrics: Metrics,
+        status: IngestStatus,
+        *,
+        progress: ConsumerProgress | None = None,
+        rebuild: StoreRebuild | None = None,
+        check_store_s: float = 10.0,
     ) -> None:
         self.ingestor = ingestor
         self.kafka = kafka
@@ -185,23 +212,33 @@ class KafkaIngest:
         self.metrics = metrics
         self.status = status
         self.status.enabled = True
+        self.progress = progress or ConsumerProgress("explainer ingest")
+        self.rebuild = rebuild
+        self.check_store_s = check_store_s
+        self._next_check = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.progress.start()
         backoff = 0.5
-        while not stop.is_set():
-            try:
-                await self._consume(stop)
-                backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 (Kafka outage, anything: log, wait, reconnect)
-                self.status.state = "reconnecting"
-                self.status.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("ingestion stopped (%s), reconnecting in %.1fs", self.status.last_error, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 30.0)
-        self.status.state = "stopped"
+        try:
+            while not stop.is_set():
+                try:
+                    await self._consume(stop)
+                    backoff = 0.5
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (Kafka outage, anything: log, wait, reconnect)
+                    self.status.state = "reconnecting"
+                    self.status.last_error = f"{type(exc).__name__}: {exc}"
+                    self.progress.waiting_for("Kafka")
+                    log.warning("ingestion stopped (%s), reconnecting in %.1fs", self.status.last_error, backoff)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), backoff)
+                    backoff = min(backoff * 2, 30.0)
+        finally:
+            if stop.is_set():  # asked to stop; anything else ending the task is a death /healthz reports
+                self.progress.stop()
+            self.status.state = "stopped"
 
     async def _consume(self, stop: asyncio.Event) -> None:
         self.status.state = "connecting"
@@ -210,13 +247,17 @@ class KafkaIngest:
         try:
             await consumer.start()
             await producer.start()
+            self.progress.waiting_for(None)
             self.status.state = "consuming"
             while not stop.is_set():
+                await self._check_store(stop)
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
+                await self.progress.polled(consumer, sum(len(r) for r in batches.values()))
                 for records in batches.values():
                     for record in records:
                         if not await self._one(record, producer, stop):
                             return
+                        self.progress.processed()
                 if batches:
                     await consumer.commit()
         finally:
@@ -225,6 +266,24 @@ class KafkaIngest:
             with contextlib.suppress(Exception):
                 await producer.stop()
 
+    async def _check_store(self, stop: asyncio.Event) -> None:
+        """Every ``check_store_s``: refill the store from the topics if Redis lost it (never raises)."""
+        now = asyncio.get_running_loop().time()
+        if self.rebuild is None or now < self._next_check:
+            return
+        self._next_check = now + self.check_store_s
+        self.progress.waiting_for("the store rebuild")
+        self.status.state = "checking the store"
+        try:
+            await self.rebuild.ensure(stop)
+        except RedisUnavailable as exc:
+            log.info("store check skipped, Redis is unavailable: %s", exc)
+        except Exception:  # the rebuild is best effort: ingestion goes on regardless
+            log.exception("rebuilding the store failed")
+        finally:
+            self.progress.waiting_for(None)
+            self.status.state = "consuming"
+
     async def _one(self, record: ConsumerRecord[bytes, bytes], producer: Any, stop: asyncio.Event) -> bool:
         """Handle one record; False when stopping while Redis is down (the record is not committed)."""
         delay = 0.2
@@ -232,27 +291,38 @@ class KafkaIngest:
             try:
                 outcome = await self.ingestor.handle(record.topic, record.value)
             except InvalidMessage as exc:
-                await producer.send_and_wait(
-                    dead_letter(record.topic),
-                    record.value or b"",
-                    key=record.key,
-                    headers=dead_letter_headers(exc.reason, exc.cause, record.topic, record.offset, record.partition),
-                )
-                self._count(record.topic, "dead_lettered")
-                log.info("dead-lettered %s@%d: %s", record.topic, record.offset, exc)
+                await self._dead_letter(record, producer, exc.reason, exc.cause)
+                return True
+            except RedisCommandError as exc:  # Redis refuses this write: retrying would not help
+                await self._dead_letter(record, producer, STORE_ERROR, exc)
                 return True
             except RedisUnavailable as exc:
                 self.status.state = "waiting for Redis"
                 self.status.last_error = str(exc)
+                self.progress.waiting_for("Redis")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
                 if stop.is_set():
                     return False
                 delay = min(delay * 2, 5.0)
                 continue
+            except Exception as exc:  # a bug some message triggers: that message only
+                log.exception("storing %s[%d]@%d raised", record.topic, record.partition, record.offset)
+                await self._dead_letter(record, producer, INTERNAL_ERROR, exc)
+                return True
+            self.progress.waiting_for(None)
             self.status.state = "consuming"
             self._count(record.topic, outcome)
             return True
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], producer: Any, reason: str, cause: BaseException | None
+    ) -> None:
+        await send_dead_letter(producer, dead_letter_of(record, reason, cause))
+        self._count(record.topic, "dead_lettered")
+        log.info("dead-lettered %s@%d: %s%s", record.topic, record.offset, reason, f": {cause}" if cause else "")
+        self.progress.waiting_for(None)
+        self.status.state = "consuming"
 
     def _count(self, topic: str, outcome: str) -> None:
         self.metrics.ingested.labels(topic, outcome).inc()

@@ -38,6 +38,11 @@ class Metrics:
             "minerlens_explainer_ingested_messages", "Kafka messages by topic and outcome", ["topic", "outcome"],
             registry=r,
         )  # fmt: skip
+        self.rebuilt = Counter(
+            "minerlens_explainer_rebuilt_messages",
+            "messages stored again from the topics after Redis lost the store",
+            registry=r,
+        )
         self.auth_failures = Counter(
             "minerlens_explainer_auth_failures", "refused requests by reason", ["reason"], registry=r
         )

@@ -2,7 +2,9 @@
 
 Every Redis call of the explainer goes through ``RedisLink.call``: a failure (refused, reset, timeout)
 marks Redis down for ``retry_s`` seconds, during which callers skip Redis at once instead of paying a
-timeout per request (the API answers uncached, ``X-Minerlens-Cache: bypass``).
+timeout per request (the API answers uncached, ``X-Minerlens-Cache: bypass``). A command that Redis
+refuses for what it is (an error reply, not an outage) raises ``RedisCommandError`` and leaves the
+breaker closed: retrying it would not help, the caller drops (dead-letters) that one write.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -23,6 +25,14 @@ T = TypeVar("T")
 
 class RedisUnavailable(Exception):
     """Redis did not answer (or is marked down); the caller degrades."""
+
+
+class RedisCommandError(RedisUnavailable):
+    """Redis answered this one command with an error (not an outage): retrying it would fail again."""
+
+
+_OUTAGE_REPLIES = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "BUSY", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN")
+"""Error replies that mean Redis cannot serve right now (wait), not that the command is wrong."""
 
 
 class RedisLink:
@@ -73,6 +83,12 @@ class RedisLink:
             raise RedisUnavailable(self.last_error or "Redis marked down")
         try:
             result = await fn(self.client)
+        except ResponseError as exc:
+            if isinstance(exc, ReadOnlyError) or str(exc).startswith(_OUTAGE_REPLIES):
+                self._failed(exc)
+                raise RedisUnavailable(self.last_error) from exc
+            msg = f"{type(exc).__name__}: {exc}"
+            raise RedisCommandError(msg) from exc
         except (RedisError, OSError) as exc:
             self._failed(exc)
             raise RedisUnavailable(self.last_error) from exc

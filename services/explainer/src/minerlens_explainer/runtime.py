@@ -6,6 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from minerlens_core.kafka import ConsumerProgress
 from minerlens_core.settings import KafkaSettings
 
 from minerlens_explainer.auth import TokenFile
@@ -14,6 +15,7 @@ from minerlens_explainer.cache import SingleFlight
 from minerlens_explainer.explaining import Explaining
 from minerlens_explainer.ingest import Ingestor, IngestStatus, IngestTopics, KafkaIngest
 from minerlens_explainer.metrics import Metrics
+from minerlens_explainer.rebuild import StoreRebuild
 from minerlens_explainer.redis_link import RedisLink
 from minerlens_explainer.registry import ModelRegistry
 from minerlens_explainer.settings import ExplainerSettings
@@ -52,6 +54,8 @@ class Runtime:
     executor: ThreadPoolExecutor
     kafka: KafkaSettings
     ingest_status: IngestStatus = field(default_factory=IngestStatus)
+    ingest_progress: ConsumerProgress | None = None
+    """the ingestion's progress (``/healthz``), set when this process ingests"""
 
     @classmethod
     def create(
@@ -85,7 +89,26 @@ class Runtime:
         return Ingestor(self.store, IngestTopics(s.windows_topic, s.verdicts_topic, s.alerts_topic))
 
     def kafka_ingest(self) -> KafkaIngest:
-        return KafkaIngest(self.ingestor(), self.kafka, self.settings.group_id, self.metrics, self.ingest_status)
+        s = self.settings
+        ingestor = self.ingestor()
+        self.ingest_progress = ConsumerProgress("explainer ingest", s.stall_timeout_s)
+        rebuild = None
+        if s.rebuild_s > 0:
+            rebuild = StoreRebuild(
+                self.store, self.kafka, ingestor.topics.all, ingestor.handle, self.metrics, since_s=s.rebuild_s,
+                alerts_since_s=max(s.rebuild_alerts_s, s.rebuild_s), max_messages=s.rebuild_max_messages,
+                timeout_s=s.rebuild_timeout_s,
+            )  # fmt: skip
+        return KafkaIngest(
+            ingestor, self.kafka, s.group_id, self.metrics, self.ingest_status, progress=self.ingest_progress,
+            rebuild=rebuild, check_store_s=s.check_store_s,
+        )  # fmt: skip
+
+    def health(self) -> dict[str, object]:
+        """Liveness: the ingestion (when this process runs one) is alive and making progress."""
+        if self.ingest_progress is None:
+            return {"ok": True}
+        return self.ingest_progress.health()
 
     async def close(self) -> None:
         await self.link.close()

@@ -51,6 +51,16 @@ class ExplainerSettings(BaseSettings):
     )
     ingest: bool = Field(default=True, description="consume the windows/verdicts/alerts topics in the API process")
     group_id: str = "minerlens-explainer"
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when messages wait and none was stored for this long"
+    )
+    rebuild_s: float = Field(
+        default=900.0, ge=0, description="Redis lost the store: refill windows and verdicts of this long back; 0 = off"
+    )
+    rebuild_alerts_s: float = Field(default=86_400.0, ge=0, description="... and alerts of this long back")
+    rebuild_max_messages: int = Field(default=200_000, ge=1, description="most messages one rebuild reads")
+    rebuild_timeout_s: float = Field(default=120.0, gt=0, description="longest one rebuild may take")
+    check_store_s: float = Field(default=10.0, gt=0, description="how often the ingestion checks the store marker")
     windows_topic: str = topics.WINDOWS
     verdicts_topic: str = topics.VERDICTS
     alerts_topic: str = topics.ALERTS

@@ -9,6 +9,10 @@ Layout under the key prefix ``P`` (``{...}`` is a Redis Cluster hash tag: one po
     P pod:{ns/name}:v / :vb     the same for verdicts (max_verdicts_per_pod)
     P pod:{ns/name}:latest      hash  {t, body}: the newest verdict
     P pod:{ns/name}:alert       string AlertState JSON (alert_ttl_s)
+    P meta:store                string: when the store was (re)built; its absence means Redis lost the data
+    P meta:rebuilding           string: lock of the replica rebuilding the store (expires)
+
+``ns`` and ``name`` are Kubernetes names (``PodKey.checked``): no ``/``, no braces, so keys cannot be confused.
 
 Windows and verdicts of a pod expire ``window_ttl_s`` after its last message; trimming beyond the bound
 drops the oldest entries with their bodies in the same Lua script (atomic).
@@ -162,6 +166,34 @@ class PodStore:
 
         await self.link.call(run)
 
+    # ---- store identity (rebuild after a data loss) ----------------------------------------------------
+
+    @property
+    def _marker(self) -> str:
+        return f"{self.prefix}meta:store"
+
+    async def marker(self) -> str | None:
+        """When the store was built, or None: this Redis lost (or never had) the data."""
+        raw = await self.link.call(lambda r: r.get(self._marker))
+        return None if raw is None else _text(raw)
+
+    async def set_marker(self, value: str) -> None:
+        await self.link.call(lambda r: r.set(self._marker, value))
+
+    async def lock_rebuild(self, owner: str, ttl_ms: int) -> bool:
+        """Take the rebuild lock (one replica rebuilds at a time); False when another one holds it."""
+        return bool(await self.link.call(lambda r: r.set(f"{self.prefix}meta:rebuilding", owner, nx=True, px=ttl_ms)))
+
+    async def unlock_rebuild(self, owner: str) -> None:
+        key = f"{self.prefix}meta:rebuilding"
+
+        async def run(r: Redis) -> None:
+            raw = await r.get(key)
+            if raw is not None and _text(raw) == owner:
+                await r.delete(key)
+
+        await self.link.call(run)
+
     async def alert(self, pod: PodKey) -> AlertState | None:
         raw = await self.link.call(lambda r: r.get(self._k(pod, "alert")))
         return _parse(AlertState, raw)
@@ -175,10 +207,12 @@ class PodStore:
 
         async def run(r: Redis) -> tuple[list[PodRecord], bool]:
             await r.zremrangebyscore(index, "-inf", f"({horizon}")
-            members = await r.zrevrangebyscore(index, "+inf", horizon, start=0, num=self.max_pods + 1, withscores=True)
-            truncated = len(members) > self.max_pods
-            members = members[: self.max_pods]
-            keys = [PodKey.parse(_text(m[0])) for m in members]
+            found = await r.zrevrangebyscore(index, "+inf", horizon, start=0, num=self.max_pods + 1, withscores=True)
+            truncated = len(found) > self.max_pods
+            parsed = [(PodKey.parse(_text(m[0])), m) for m in found[: self.max_pods]]
+            valid = [(k, m) for k, m in parsed if k is not None]  # an older version's unchecked keys: skipped
+            keys = [k for k, _ in valid]
+            members = [m for _, m in valid]
             async with r.pipeline(transaction=False) as p:
                 for k in keys:
                     p.hget(self._k(k, "latest"), "body")

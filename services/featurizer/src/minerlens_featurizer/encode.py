@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from minerlens_core.features import vectorize_many, window_sequence
+from minerlens_core.features import Window, vectorize_many, window_sequence
 from minerlens_core.kafka import Headers, message_headers
 from minerlens_core.schemas import Envelope
-from minerlens_core.schemas.windows import FeatureWindow, window_id
+from minerlens_core.schemas.windows import FeatureWindow, ProcessRef, window_id
 
 from minerlens_featurizer.outbox import PendingWindow
 from minerlens_featurizer.spec import ServedSpec
@@ -23,6 +24,21 @@ class Record:
     key: bytes
     value: bytes
     headers: Headers
+
+
+def process_ref(w: Window) -> ProcessRef | None:
+    """The process a window is about (process windows) or its busiest process (stream windows), if known."""
+    top = w.res.top if w.res is not None else None
+    pid = w.pid if w.pid is not None else (top.pid if top is not None else None)
+    if pid is None or pid < 1:
+        return None
+    cores = w.res.cpu_cores if w.pid is not None and w.res is not None else (top.cpu_cores if top else math.nan)
+    return ProcessRef(
+        pid=pid,
+        comm=w.comm[:64],
+        exe=w.exe[:1024],
+        cpu_cores=None if math.isnan(cores) else round(max(cores, 0.0), 4),
+    )
 
 
 def utc_from_ns(ns: int) -> datetime:
@@ -59,9 +75,11 @@ class WindowEncoder:
             out.append(
                 FeatureWindow.model_construct(
                     envelope=envelope,
-                    window_id=window_id(m.pod.uid, m.container_id, self.tag, w.index),
+                    window_id=window_id(m.pod.uid, m.container_id, self.tag, w.index, w.pid),
                     policy=self.tag,
                     index=w.index,
+                    scope="stream" if w.pid is None else "process",
+                    process=process_ref(w),
                     start_ns=w.start_ns,
                     end_ns=w.end_ns,
                     first_seq=m.first_seq,

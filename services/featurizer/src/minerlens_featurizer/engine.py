@@ -30,7 +30,8 @@ from typing import Protocol
 
 import numpy as np
 from minerlens_core.features import StreamChunk, StreamKey, Window, WindowBuilder
-from minerlens_core.schemas import DropReport, PodRef, SyscallBatch
+from minerlens_core.features.windows import Cols
+from minerlens_core.schemas import DropReport, PodRef, ResourceSample, SyscallBatch
 from minerlens_core.schemas.envelope import NODE_POD_UID
 
 from minerlens_featurizer.control import NodeLoss, Tick, decode_control, encode_control
@@ -42,24 +43,19 @@ from minerlens_featurizer.state import (
     HEADER_PREFIX,
     POD_LOSS_PREFIX,
     SEGMENT_PREFIX,
-    Arrays,
     LiveStream,
     Segment,
     StreamHeader,
-    check_core_layout,
-    core_of,
     decode_segment,
     encode_segment,
-    export_core,
     header_key,
-    install_core,
+    keep_state,
     live_segments,
     load_header,
-    move_core,
     offset_key,
     pod_loss_key,
-    resume_positions,
     segment_key,
+    window_state,
 )
 from minerlens_featurizer.validation import Limits, Rejection, decode, to_chunk
 
@@ -119,7 +115,6 @@ class Featurizer:
         self.served = served
         self.spec = served.spec
         self.policy = served.spec.window
-        check_core_layout(self.policy)
         self.timing = Timing.from_settings(settings)
         self.limits = Limits.from_settings(settings, needs_time=self.policy.kind == "time")
         self.store = store
@@ -158,6 +153,9 @@ class Featurizer:
             elif isinstance(msg, DropReport):
                 self.metrics.messages.labels("drop_report").inc()
                 self._on_drop(msg, partition, raw or b"", f"{topic}/{partition}/{offset}")
+            elif isinstance(msg, ResourceSample):
+                self.metrics.messages.labels("resource_sample").inc()
+                self._on_sample(msg, partition)
             else:
                 self.metrics.messages.labels("syscall_batch").inc()
                 self._on_batch(msg, partition, raw, key, topic, offset)
@@ -317,7 +315,7 @@ class Featurizer:
             return
         try:
             tail = self._read_tail(st)
-            install_core(self._builder(p, header.node), self._head(header), header.core, tail)
+            self._builder(p, header.node).restore(self._head(header), window_state(header), tail)
         except (ValueError, KeyError) as exc:
             log.warning("state of %s is corrupt (%s): discarded", key, exc)
             self.metrics.discarded.inc()
@@ -329,7 +327,7 @@ class Featurizer:
         self._node_marks[header.node] = max(self._node_marks.get(header.node, -1), header.last_end_ns)
         self.metrics.restored.inc()
 
-    def _read_tail(self, st: LiveStream) -> Arrays | None:
+    def _read_tail(self, st: LiveStream) -> Cols | None:
         if not st.segments:
             return None
         parts = []
@@ -338,20 +336,18 @@ class Featurizer:
             if raw is None:
                 msg = f"segment {seg.no} missing"
                 raise KeyError(msg)
-            start, _seq, arrays = decode_segment(raw)
-            if start != seg.start or len(arrays[0]) != seg.n:
-                msg = f"segment {seg.no} holds [{start}, +{len(arrays[0])}), header says [{seg.start}, +{seg.n})"
+            start, _seq, cols = decode_segment(raw)
+            if start != seg.start or len(cols) != seg.n:
+                msg = f"segment {seg.no} holds [{start}, +{len(cols)}), header says [{seg.start}, +{seg.n})"
                 raise ValueError(msg)
-            parts.append(arrays)
+            parts.append(cols)
         lo = st.header.core["base"] - st.segments[0].start
         hi = st.header.core["seen"] - st.segments[0].start
-        ids = np.concatenate([a[0] for a in parts])
-        tids = np.concatenate([a[1] for a in parts])
-        ts = np.concatenate([a[2] for a in parts])
-        if lo < 0 or hi != len(ids):
-            msg = f"segments cover [{st.segments[0].start}, +{len(ids)}), stream buffers [{lo}, {hi})"
+        events = Cols.concat(parts)
+        if lo < 0 or hi != len(events):
+            msg = f"segments cover [{st.segments[0].start}, +{len(events)}), stream buffers [{lo}, {hi})"
             raise ValueError(msg)
-        return ids[lo:], tids[lo:], ts[lo:]
+        return events.slice(lo, hi)
 
     def _discard(self, p: int, st: LiveStream) -> None:
         w = self._outbox.writes_for(p)
@@ -380,7 +376,7 @@ class Featurizer:
         self._streams.pop(st.key, None)
         self._by_partition.get(st.header.partition, {}).pop(st.key, None)
 
-    def _stream_for(self, key: StreamKey, p: int, b: SyscallBatch) -> LiveStream:
+    def _stream_for(self, key: StreamKey, p: int, b: SyscallBatch | ResourceSample) -> LiveStream:
         st = self._streams.get(key)
         node = b.envelope.node
         if st is None:
@@ -388,7 +384,7 @@ class Featurizer:
             if st is not None:  # an idle stream came back: numbering continues where it stopped
                 st.header.retired = None
                 builder = self._builder(st.header.partition, st.header.node)
-                install_core(builder, self._head(st.header), st.header.core, None)
+                builder.restore(self._head(st.header), window_state(st.header), None)
             else:
                 header = StreamHeader(
                     spec=self.spec.digest,
@@ -405,7 +401,7 @@ class Featurizer:
         if h.partition != p or h.node != node:
             log.warning("stream %s moved from %d/%s to %d/%s (keyed by pod uid?)", key, h.partition, h.node, p, node)
             self._detach(st)
-            move_core(self._builder(h.partition, h.node), self._builder(p, node), key)
+            self._builder(h.partition, h.node).hand_over(key, self._builder(p, node))
             if h.node != node:
                 h.last_seq, h.last_end_ns = None, -1
             h.partition, h.node = p, node
@@ -449,23 +445,23 @@ class Featurizer:
             return
         h = st.header
         builder = self._builder(p, h.node)
-        before = core_of(builder, skey)
-        seen_before = before.seen if before is not None else 0
+        before = builder.state(skey)
+        seen_before = before.positions["seen"] if before is not None else 0
         marks = [*st.marks(), (seen_before, b.seq)]
         h.lost += b.lost_before
         windows = builder.add(chunk)
-        core = core_of(builder, skey)
-        assert core is not None
-        n = len(chunk.ids)
-        ts = chunk.ts_ns if chunk.ts_ns is not None else np.full(n, -1, np.int64)
+        after = builder.state(skey)
+        assert after is not None
+        cols = chunk.cols()
+        n, ts, base = len(cols), cols.ts, after.positions["base"]
         step = self.timing.segment_max_events
-        for lo in range(max(core.base - seen_before, 0), n, step):
+        for lo in range(max(base - seen_before, 0), n, step):
             hi = min(n, lo + step)
             seg = Segment(h.seg_next, seen_before + lo, hi - lo, b.seq)
             h.seg_next += 1
-            st.add_segment(seg, (chunk.ids[lo:hi], chunk.tids[lo:hi], ts[lo:hi]))
-        st.prune(core.base)
-        h.core = export_core(core)
+            st.add_segment(seg, cols.slice(lo, hi))
+        st.prune(base)
+        keep_state(h, after)
         end = b.end_ns if b.end_ns is not None else (int(ts.max()) if chunk.ts_ns is not None else -1)
         h.last_seq = b.seq
         h.last_end_ns = max(h.last_end_ns, end)
@@ -484,10 +480,41 @@ class Featurizer:
         self._dirty.add(skey)
         self.metrics.syscalls.inc(n)
 
-    def _emit(self, st: LiveStream, windows: list[Window], marks: list[tuple[int, int]]) -> None:
+    def _on_sample(self, msg: ResourceSample, p: int) -> None:
+        """A resource sample of a stream: it joins the stream's state and may close a time slot."""
+        pod = msg.envelope.pod
+        key = (pod.uid if pod else NODE_POD_UID, msg.envelope.container_id)
+        st = self._stream_for(key, p, msg)
         h = st.header
+        t = msg.sample.ts_ns
+        if t <= h.last_sample_ns:  # resent (at-least-once delivery) or out of order: already reflected
+            self.metrics.duplicates.inc()
+            return
+        h.last_sample_ns = t
+        builder = self._builder(p, h.node)
+        marks = st.marks()
+        windows = builder.add_sample(key, msg.sample, h.pod.namespace, h.pod.name)
+        after = builder.state(key)
+        assert after is not None
+        st.prune(after.positions["base"])
+        keep_state(h, after)
+        h.last_event_ns = max(h.last_event_ns, t)
+        h.last_wall = self.clock()
+        if pod is not None:
+            h.pod = pod
+        mk = (p, h.node)
+        self._local_marks[mk] = max(self._local_marks.get(mk, -1), t)
+        self._node_marks[h.node] = max(self._node_marks.get(h.node, -1), t)
+        self._emit(st, windows, marks)
+        self._dirty.add(key)
+
+    def _emit(self, st: LiveStream, windows: list[Window], marks: list[tuple[int, int]]) -> None:
+        """Queue windows; a stream window takes the loss counted so far, its process windows report it too."""
+        h = st.header
+        lost = 0
         for w in windows:
-            lost, h.lost = h.lost, 0
+            if w.pid is None:
+                lost, h.lost = h.lost, 0
             meta = WindowMeta(
                 cluster=h.cluster,
                 node=h.node,
@@ -574,13 +601,12 @@ class Featurizer:
         for w in windows:
             by_key.setdefault(w.key, []).append(w)
         for st in streams:
-            core = core_of(builder, st.key)
-            if core is None:
+            state = builder.state(st.key)
+            if state is None:
                 continue
-            fields = export_core(core)
-            if fields != st.header.core:
-                st.header.core = fields
-                st.prune(core.base)
+            if state.positions != st.header.core or len(state.samples) != len(st.header.samples):
+                keep_state(st.header, state)
+                st.prune(state.positions["base"])
                 self._dirty.add(st.key)
             if st.key in by_key:
                 self._emit(st, by_key[st.key], marks[st.key])
@@ -589,12 +615,11 @@ class Featurizer:
         """Flush an idle stream's trailing window and forget its events; keep its numbering."""
         h = st.header
         builder = self._builder(h.partition, h.node)
-        core = core_of(builder, st.key)
-        fields = export_core(core) if core is not None else h.core
+        state = builder.state(st.key) or window_state(h)
         marks = st.marks()
         windows = builder.flush(st.key)
         self._emit(st, windows, marks)
-        h.core = resume_positions(fields, self.policy, trailing_emitted=bool(windows))
+        keep_state(h, state.resumed(self.policy, trailing_emitted=bool(windows)))
         h.retired = wall
         st.drop_all_segments()
         self._detach(st)

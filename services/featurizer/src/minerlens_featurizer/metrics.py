@@ -31,7 +31,12 @@ class FeaturizerMetrics:
         self.restored = Counter(p + "restored_streams", "streams restored from the table", registry=r)
         self.discarded = Counter(p + "discarded_states", "stored states unusable (other spec, corrupt)", registry=r)
         self.retired = Counter(p + "retired_streams", "idle streams flushed", registry=r)
-        self.internal_errors = Counter(p + "internal_errors", "messages that raised inside the featurizer", registry=r)
+        self.internal_errors = Counter(
+            p + "internal_errors", "failures inside the featurizer (messages, windows, timers), survived", registry=r
+        )
+        self.delivery_retries = Counter(
+            p + "delivery_retries", "micro-batch sends or state writes retried after a broker failure", registry=r
+        )
         self.flush_seconds = Histogram(
             p + "flush_seconds",
             "micro-batch flush: vectorise, send, await delivery, persist state",

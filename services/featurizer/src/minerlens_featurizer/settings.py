@@ -63,6 +63,13 @@ class FeaturizerSettings(BaseSettings):
     min_event_ns: int = Field(default=946_684_800 * 10**9, ge=0, description="earlier timestamps are impossible")
     max_future_s: float = Field(default=86_400.0, gt=0, description="timestamps this far after now are impossible")
 
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when input waits and none was handled for this long"
+    )
+    shutdown_timeout_s: float = Field(
+        default=20.0, gt=0, description="after SIGTERM/SIGINT the worker exits within this long, stopped or not"
+    )
+
     web_enabled: bool = True
     web_bind: str = "127.0.0.1"
     web_port: int = Field(default=6066, ge=0, le=65535, description="/metrics, /healthz, /readyz; 0 = any free port")

@@ -7,17 +7,16 @@ One stream (pod uid, container id) is stored as
   positions, and the list of live segments;
 * **segments** (``g|<pod>|<container>|<n>``, numpy bytes): the events the window builder still
   buffers (the open window), written once when they arrive and deleted when every window that needs
-  them has been emitted. The changelog therefore carries each buffered event about once, 14 bytes
-  per event (int16 id, int32 tid, int64 timestamp).
+  them has been emitted. The changelog therefore carries each buffered event about once, 19 bytes
+  per event (int16 id, int32 tid, int64 timestamp, int32 pid, int8 fd kind).
 
 Pod-level losses reported before the pod has a stream wait under ``p|<pod>``, and ``o|in|<p>`` /
 ``o|ctl|<p>`` hold the last input / control offset of partition ``p`` that the stored state includes,
 so messages Kafka redelivers after a crash (from the last committed offset) are not applied twice.
 
-The window builder (``minerlens_core.features.WindowBuilder``) exposes no snapshot API, so
-``export_core``/``install_core`` read and write its per-stream state directly. ``check_core_layout``
-fails loudly at start-up if the core's stream state ever changes shape (and the restart tests fail
-too); a ``WindowBuilder.snapshot/restore`` in core would remove this coupling.
+The window builder's per-stream state goes through its public API: ``WindowBuilder.state`` (positions,
+the resource samples later windows still need, process names: kept in the header) and ``buffered``
+(the events: segments), reinstalled with ``WindowBuilder.restore``.
 """
 
 from __future__ import annotations
@@ -26,28 +25,21 @@ import struct
 from dataclasses import dataclass, field
 
 import numpy as np
-import numpy.typing as npt
-from minerlens_core.features import StreamChunk, StreamKey, WindowBuilder, WindowPolicy
-from minerlens_core.features.windows import _Stream
-from minerlens_core.schemas import PodRef
+from minerlens_core.features.windows import Cols, StreamKey, StreamState
+from minerlens_core.schemas import PodRef, ResourceSnapshot
 from pydantic import BaseModel, ConfigDict
-
-I16 = npt.NDArray[np.int16]
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-Arrays = tuple[I16, I32, I64]
 
 HEADER_PREFIX = b"s|"
 SEGMENT_PREFIX = b"g|"
 POD_LOSS_PREFIX = b"p|"
 OFFSET_PREFIX = b"o|"
-STATE_VERSION = 1
-
-CORE_FIELDS = ("base", "seen", "next_start", "covered", "slot", "floor", "first_slot")
-"""The window builder's per-stream positions (besides its buffered events) that a restart must restore."""
-_CORE_ATTRIBUTES = {"p", "head", "parts", *CORE_FIELDS}
+STATE_VERSION = 2
+PERSISTED_SAMPLES = 16
+"""Resource samples a header keeps (time windows need the few of the open slot plus one before it)."""
+PERSISTED_NAMES = 256
 
 _SEGMENT = struct.Struct("<Bqqi")  # version, start position, collector seq, events
+_EVENT_BYTES = 2 + 4 + 8 + 4 + 1
 
 
 def _sep(key: StreamKey) -> bytes:
@@ -85,29 +77,39 @@ class Segment:
         return self.start + self.n
 
 
-def encode_segment(seg: Segment, arrays: Arrays) -> bytes:
-    ids, tids, ts = arrays
+_COLUMNS = (
+    ("ids", "<i2", np.int16),
+    ("tids", "<i4", np.int32),
+    ("ts", "<i8", np.int64),
+    ("pids", "<i4", np.int32),
+    ("fdk", "<i1", np.int8),
+)
+
+
+def encode_segment(seg: Segment, cols: Cols) -> bytes:
     return b"".join(
         (
             _SEGMENT.pack(STATE_VERSION, seg.start, seg.seq, seg.n),
-            np.ascontiguousarray(ids, dtype="<i2").tobytes(),
-            np.ascontiguousarray(tids, dtype="<i4").tobytes(),
-            np.ascontiguousarray(ts, dtype="<i8").tobytes(),
+            *(np.ascontiguousarray(getattr(cols, name), dtype=dt).tobytes() for name, dt, _ in _COLUMNS),
         )
     )
 
 
-def decode_segment(raw: bytes) -> tuple[int, int, Arrays]:
-    """(start, seq, (ids, tids, ts)) of a stored segment; raises ``ValueError`` when malformed."""
+def decode_segment(raw: bytes) -> tuple[int, int, Cols]:
+    """(start, seq, columns) of a stored segment; raises ``ValueError`` when malformed."""
+    if len(raw) < _SEGMENT.size:
+        msg = f"segment: {len(raw)} bytes"
+        raise ValueError(msg)
     version, start, _seq, n = _SEGMENT.unpack_from(raw)
-    if version != STATE_VERSION or len(raw) != _SEGMENT.size + 14 * n:
+    if version != STATE_VERSION or n < 0 or len(raw) != _SEGMENT.size + _EVENT_BYTES * n:
         msg = f"segment: version {version}, {len(raw)} bytes for {n} events"
         raise ValueError(msg)
-    o = _SEGMENT.size
-    ids = np.frombuffer(raw, dtype="<i2", count=n, offset=o).astype(np.int16)
-    tids = np.frombuffer(raw, dtype="<i4", count=n, offset=o + 2 * n).astype(np.int32)
-    ts = np.frombuffer(raw, dtype="<i8", count=n, offset=o + 6 * n).astype(np.int64)
-    return start, _seq, (ids, tids, ts)
+    o, arrays = _SEGMENT.size, []
+    for _, dt, typ in _COLUMNS:
+        arrays.append(np.frombuffer(raw, dtype=dt, count=n, offset=o).astype(typ))
+        o += np.dtype(dt).itemsize * n
+    ids, tids, ts, pids, fdk = arrays
+    return start, _seq, Cols(ids, tids, ts, pids, fdk)  # type: ignore[arg-type]
 
 
 class StreamHeader(BaseModel):
@@ -135,6 +137,12 @@ class StreamHeader(BaseModel):
     seg_next: int = 0
     segs: list[tuple[int, int, int, int]] = []
     core: dict[str, int] = {}
+    """the window builder's positions (``StreamState.positions``)"""
+    samples: list[ResourceSnapshot] = []
+    """resource samples the open window still needs"""
+    names: dict[int, str] = {}
+    last_sample_ns: int = -1
+    """time of the latest accepted resource sample (a resent one is dropped)"""
     retired: float | None = None
     """wall time the idle stream was flushed; it keeps its window numbering until retired_ttl_s"""
 
@@ -149,7 +157,7 @@ class LiveStream:
 
     header: StreamHeader
     segments: list[Segment] = field(default_factory=list)
-    unsaved: dict[int, Arrays] = field(default_factory=dict)
+    unsaved: dict[int, Cols] = field(default_factory=dict)
     """segments created since the last checkpoint (not yet in the changelog)"""
     dead: list[int] = field(default_factory=list)
     """saved segments no longer needed (tombstones at the next checkpoint)"""
@@ -162,7 +170,7 @@ class LiveStream:
         """(start position, collector seq) of the live segments, oldest first."""
         return [(s.start, s.seq) for s in self.segments]
 
-    def add_segment(self, seg: Segment, arrays: Arrays) -> None:
+    def add_segment(self, seg: Segment, arrays: Cols) -> None:
         self.segments.append(seg)
         self.unsaved[seg.no] = arrays
 
@@ -189,63 +197,14 @@ def live_segments(header: StreamHeader) -> list[Segment]:
     return [Segment(no, start, n, seq) for no, start, n, seq in header.segs]
 
 
-# --- the window builder's internals ----------------------------------------------------------------
+def window_state(header: StreamHeader) -> StreamState:
+    """The builder state a header describes (positions, samples, names)."""
+    return StreamState(dict(header.core), list(header.samples), dict(header.names))
 
 
-def check_core_layout(policy: WindowPolicy) -> None:
-    """Raise if ``WindowBuilder``'s per-stream state is not what ``export_core``/``install_core`` expect."""
-    probe = _Stream(policy, StreamChunk("probe", "", np.zeros(0, np.int16), np.zeros(0, np.int32)))
-    found = set(vars(probe))
-    if found != _CORE_ATTRIBUTES:
-        msg = f"minerlens_core WindowBuilder stream state changed ({sorted(found ^ _CORE_ATTRIBUTES)}): update state.py"
-        raise RuntimeError(msg)
-
-
-def core_of(builder: WindowBuilder, key: StreamKey) -> _Stream | None:
-    return builder._streams.get(key)
-
-
-def export_core(stream: _Stream) -> dict[str, int]:
-    return {f: int(getattr(stream, f)) for f in CORE_FIELDS}
-
-
-def install_core(builder: WindowBuilder, head: StreamChunk, core: dict[str, int], tail: Arrays | None) -> None:
-    """Put a stream with the given positions and buffered events ``[base, seen)`` into ``builder``."""
-    s = _Stream(builder.policy, head)
-    for f in CORE_FIELDS:
-        setattr(s, f, bool(core[f]) if f == "first_slot" else int(core[f]))
-    if tail is not None and len(tail[0]):
-        if len(tail[0]) != s.seen - s.base:
-            msg = f"stream {head.key}: {len(tail[0])} buffered events for positions [{s.base}, {s.seen})"
-            raise ValueError(msg)
-        s.parts = [tail]
-    elif s.seen != s.base:
-        msg = f"stream {head.key}: no buffered events for positions [{s.base}, {s.seen})"
-        raise ValueError(msg)
-    builder._streams[head.key] = s
-
-
-def move_core(src: WindowBuilder, dst: WindowBuilder, key: StreamKey) -> None:
-    """Hand a stream to another builder (its node or partition changed)."""
-    stream = src._streams.pop(key, None)
-    if stream is not None:
-        dst._streams[key] = stream
-
-
-def resume_positions(core: dict[str, int], policy: WindowPolicy, trailing_emitted: bool) -> dict[str, int]:
-    """Positions for a stream that was flushed (idle) and may come back: no window id is ever reused.
-
-    Count windows continue at the next stride boundary past everything emitted (no buffered events);
-    time windows never reopen the slot that was flushed.
-    """
-    c = dict(core)
-    if policy.kind == "time":
-        c["floor"] = max(c["floor"], c["slot"] + 1)
-        c["base"] = c["seen"]
-        c["first_slot"] = 0
-        return c
-    stride = policy.stride or 1
-    nxt = c["next_start"] + (stride if trailing_emitted else 0)
-    resume = -(-max(c["seen"], nxt) // stride) * stride
-    c.update(base=resume, seen=resume, next_start=resume, covered=resume)
-    return c
+def keep_state(header: StreamHeader, state: StreamState) -> None:
+    """Record the builder's state in the header (bounded: the latest samples and names)."""
+    header.core = dict(state.positions)
+    header.samples = state.samples[-PERSISTED_SAMPLES:]
+    names = list(state.names.items())[-PERSISTED_NAMES:]
+    header.names = dict(names)

@@ -5,7 +5,7 @@ Reasons (the ``error.reason`` header of the dead-letter message):
 * ``undecodable``: not JSON, not an object, or a value-less record;
 * ``schema_version``: another major version of the contract;
 * ``unknown_arch``: a syscall table this library does not have;
-* ``unknown_kind``: neither ``syscall_batch`` nor ``drop_report``;
+* ``unknown_kind``: none of ``syscall_batch``, ``drop_report``, ``resource_sample``;
 * ``invalid``: any other schema violation (missing fields, negative numbers, column lengths);
 * ``impossible``: valid JSON and schema, but values no collector can produce (thread ids beyond
   int32, timestamps before ``min_event_ns`` or far in the future, offsets past ``end_ns``);
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minerlens_core.features import StreamChunk, chunk_from_batch
-from minerlens_core.schemas import DropReport, SyscallBatch, decode_syscall_stream
+from minerlens_core.schemas import DropReport, ResourceSample, SyscallBatch, decode_syscall_stream
 from pydantic import ValidationError
 
 from minerlens_featurizer.settings import FeaturizerSettings
@@ -58,7 +58,7 @@ def _classify(exc: ValidationError) -> str:
     return "invalid"
 
 
-def decode(raw: bytes | None) -> SyscallBatch | DropReport | Rejection:
+def decode(raw: bytes | None) -> SyscallBatch | DropReport | ResourceSample | Rejection:
     """One message of the syscall topic, or why it is unusable. Never raises on data."""
     if raw is None or not raw:
         return Rejection("undecodable", ValueError("empty message value"))

@@ -30,3 +30,6 @@ class ResponderSettings(BaseSettings):
     )
     request_timeout_s: float = Field(default=10.0, gt=0)
     poll_timeout_ms: int = Field(default=500, ge=10)
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when alerts wait and none was processed for this long"
+    )

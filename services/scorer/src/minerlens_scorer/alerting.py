@@ -1,6 +1,9 @@
 """The alert policy: per pod, verdicts in, OCSF Detection Finding events (Create / Update / Close) out.
 
-* **Open**: ``k`` of the pod's last ``n`` scored windows are over the primary model's threshold. The alert
+* **Open**: ``k`` of the pod's last ``n`` scored slots are over the primary model's threshold. A slot is one
+  window index of one container: its stream window and its per-process windows (the same slot restricted to
+  one process) count once, over when any of them is, with the highest score; the alert's evidence is the
+  window that scored highest, so a miner hidden in a busy pod is named by its own process window. The alert
   id is deterministic: ``uuid5(pod uid + "|" + id of the window that completed k of n)``.
 * **One open alert per pod**: while it is open, windows are added to it; an ``Update`` is emitted when it
   changes materially (severity changes, peak score rises by ``update_score_delta``, or the number of
@@ -8,8 +11,9 @@
 * **Resolve** (hysteresis): after ``resolve_m`` consecutive scored windows below the lower threshold
   (``resolve_factor x threshold``), or when the pod sent no scored window for ``quiet_timeout_s``
   (gone, or too quiet to judge: ``insufficient_data`` only): ``Close``.
-* **Idempotent**: per stream (container, window policy) the highest window index seen is remembered; a
-  window at or below it is a replay (featurizer restart, Kafka redelivery) and changes nothing.
+* **Idempotent**: per stream (container, window policy, and process for process windows) the highest window
+  index seen is remembered; a window at or below it is a replay (featurizer restart, Kafka redelivery) and
+  changes nothing.
 * **Restart**: every finding carries the alert's full state (``unmapped.minerlens``: counts, replay marks
   ``last_windows``...). ``drain_state`` returns, per pod whose alert changed, the latest such finding (the
   event itself, or a *snapshot* when a window changed the alert without an event); the service keeps them on
@@ -30,7 +34,7 @@ from typing import Any
 
 from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
-from minerlens_core.schemas.windows import ModelRef, Reason, Verdict
+from minerlens_core.schemas.windows import ModelRef, ProcessRef, Reason, Verdict
 from pydantic import ValidationError
 
 log = logging.getLogger(__name__)
@@ -39,7 +43,11 @@ ALERT_NAMESPACE = uuid.UUID("5f0c7a43-9d1e-5b8a-a6f2-6d696e65726c")
 """uuid5 namespace of minerlens alert ids (fixed forever: ids must be stable across versions)."""
 
 StreamKey = tuple[str, str]
-"""(container id, window policy tag): the windows of one stream have increasing indices."""
+"""(container id, window policy tag, + ``/p<pid>`` for process windows): a stream's windows have increasing indices."""
+SlotKey = tuple[str, str, int]
+"""(container id, window policy tag, window index)"""
+MAX_MARKS = 256
+"""replay marks kept per pod (process windows add one per process; the oldest go first)"""
 
 
 def alert_id(pod_uid: str, window_id: str) -> str:
@@ -81,12 +89,13 @@ class AlertPolicy:
 
 @dataclass
 class Seen:
-    """A scored window in a pod's recent history."""
+    """A scored slot in a pod's recent history: its best window (highest score) and whether any was over."""
 
     window_id: str
     score: float
     over: bool
     verdict: Verdict
+    slot: SlotKey = ("", "", -1)
 
 
 @dataclass
@@ -99,6 +108,8 @@ class Evidence:
     reasons: list[Reason]
     start_ms: int | None = None
     end_ms: int | None = None
+    process: ProcessRef | None = None
+    scope: str = "stream"
 
 
 @dataclass
@@ -167,6 +178,13 @@ def _pod_of(v: Verdict) -> PodRef:
     return v.envelope.pod or PodRef(uid=f"node-{v.envelope.node}"[:64].lower())
 
 
+def stream_key(v: Verdict) -> StreamKey:
+    """The replay key of a verdict's window: its stream, and its process for process windows."""
+    if v.scope == "process" and v.process is not None:
+        return (v.envelope.container_id, f"{v.policy}/p{v.process.pid}")
+    return (v.envelope.container_id, v.policy)
+
+
 def marks_to_json(marks: dict[StreamKey, int]) -> list[dict[str, Any]]:
     return [{"container_id": c, "policy": p, "index": i} for (c, p), i in sorted(marks.items())]
 
@@ -215,12 +233,15 @@ class AlertEngine:
         t = self._clock() if now is None else now
         pod = _pod_of(v)
         state = self._state(pod, v)
-        key = (v.envelope.container_id, v.policy)
+        key = stream_key(v)
         last = state.last_windows.get(key)
         if last is not None and v.index <= last:
             self.replays += 1
             return []
+        state.last_windows.pop(key, None)
         state.last_windows[key] = v.index
+        while len(state.last_windows) > MAX_MARKS:
+            del state.last_windows[next(iter(state.last_windows))]
         state.last_seen = t
         if state.alert is not None:
             self._state_out.setdefault(state.uid, None)
@@ -231,13 +252,24 @@ class AlertEngine:
         state.last_scored = t
         threshold = v.threshold if v.threshold is not None else 0.5
         over = v.decision == "miner"
-        state.recent.append(Seen(v.window_id, v.score, over, v))
+        slot = (v.envelope.container_id, v.policy, v.index)
+        seen = next((s for s in state.recent if s.slot == slot), None)
+        was_over = seen is not None and seen.over
+        if seen is None:
+            seen = Seen(v.window_id, v.score, over, v, slot)
+            state.recent.append(seen)
+            new_slot = True
+        else:  # another window of a slot already counted (a process window after its stream window)
+            new_slot = False
+            seen.over = seen.over or over
+            if v.score > seen.score:
+                seen.window_id, seen.score, seen.verdict = v.window_id, v.score, v
         now_ms = int(t * 1000)
         if state.alert is None:
             if sum(s.over for s in state.recent) >= self.policy.k:
                 return [self._open(state, v, threshold, now_ms)]
             return []
-        return self._grow(state, v, over, threshold, now_ms)
+        return self._grow(state, v, seen, new_slot, was_over, threshold, now_ms)
 
     def expire(self, now: float | None = None) -> list[DetectionFinding]:
         """Close alerts of pods that went quiet; forget idle pods without an alert."""
@@ -294,7 +326,16 @@ class AlertEngine:
     @staticmethod
     def _evidence(s: Seen) -> Evidence:
         v = s.verdict
-        return Evidence(s.window_id, s.score, v.envelope.container_id, list(v.reasons), _ms(v.start_ns), _ms(v.end_ns))
+        return Evidence(
+            s.window_id,
+            s.score,
+            v.envelope.container_id,
+            list(v.reasons),
+            _ms(v.start_ns),
+            _ms(v.end_ns),
+            v.process,
+            v.scope,
+        )
 
     def _open(self, state: PodState, v: Verdict, threshold: float, now_ms: int) -> DetectionFinding:
         over = [s for s in state.recent if s.over]
@@ -318,22 +359,26 @@ class AlertEngine:
         state.alert, state.alerted = alert, True
         return self._event(ACTIVITY_CREATE, state, now_ms)
 
-    def _grow(self, state: PodState, v: Verdict, over: bool, threshold: float, now_ms: int) -> list[DetectionFinding]:
+    def _grow(
+        self, state: PodState, v: Verdict, seen: Seen, new_slot: bool, was_over: bool, threshold: float, now_ms: int
+    ) -> list[DetectionFinding]:
+        """A window joined the open alert's pod: a new slot, or another window of a slot already counted."""
         alert = state.alert
         assert alert is not None
-        score = v.score or 0.0
-        alert.windows_seen += 1
+        score = seen.score
         alert.last_score = score
         alert.last_seen_ms = _ms(v.end_ns) or now_ms
         alert.model, alert.threshold = v.model, threshold
-        if over:
+        if new_slot:
+            alert.windows_seen += 1
+        if seen.over and not was_over:
             alert.windows_over += 1
-            alert.window_ids.append(v.window_id)
-            if score > alert.peak:
-                alert.peak = score
-                alert.evidence = self._evidence(state.recent[-1])
+            alert.window_ids.append(seen.window_id)
+        if seen.over and score > alert.peak:
+            alert.peak = score
+            alert.evidence = self._evidence(seen)
         if score < self.policy.resolve_factor * threshold:
-            alert.below_run += 1
+            alert.below_run += 1 if new_slot else 0
         else:
             alert.below_run = 0
         if alert.below_run >= self.policy.resolve_m:
@@ -437,6 +482,8 @@ class AlertEngine:
                 reasons=[Reason.model_validate(r) for r in m.get("reasons", [])],
                 start_ms=ev.get("start_ms"),
                 end_ms=ev.get("end_ms"),
+                process=ProcessRef.model_validate(ev["process"]) if ev.get("process") else None,
+                scope=str(ev.get("scope", "stream")),
             ),
             sequence=int(m.get("sequence", 1)),
             below_run=int(m.get("below_run", 0)),

@@ -25,7 +25,7 @@ from minerlens_core.schemas.ocsf import (
     Product,
     Resource,
 )
-from minerlens_core.schemas.windows import Reason
+from minerlens_core.schemas.windows import ProcessRef, Reason
 
 from minerlens_scorer.alerting import AlertEvent, AlertPolicy, OpenAlert, PodState, marks_to_json
 
@@ -41,6 +41,14 @@ def explain_path(namespace: str, pod: str, window_id: str) -> str:
     if not namespace or not pod:
         return ""
     return f"/v1/pods/{quote(namespace, safe='')}/{quote(pod, safe='')}/explanation?window={quote(window_id, safe='')}"
+
+
+def process_text(process: ProcessRef | None) -> str:
+    """How an alert names the process: ``php-fpm (pid 4242, /usr/bin/xmrig)``; "" when unknown."""
+    if process is None:
+        return ""
+    exe = f", {process.exe}" if process.exe else ""
+    return f"{process.comm or '?'} (pid {process.pid}{exe})"
 
 
 def confidence(alert: OpenAlert, pod: PodState) -> tuple[int, int]:
@@ -100,9 +108,12 @@ class FindingFactory:
         conf_id, conf_score = confidence(a, p)
         severity_id = a.severity_id
         top = "; ".join(r.text for r in a.evidence.reasons[:3])
-        title = f"Cryptominer suspected in pod {who}"
+        proc = process_text(a.evidence.process)
+        title = f"Cryptominer suspected in pod {who}" + (f", process {proc}" if proc else "")
+        scope = "process" if a.evidence.scope == "process" else "pod"
         desc = (
-            f"{a.windows_over} of {a.windows_seen} windows of {who} on node {p.node} scored over the "
+            (f"Process {proc} in container {a.evidence.container_id or '-'} ({scope} window). " if proc else "")
+            + f"{a.windows_over} of {a.windows_seen} windows of {who} on node {p.node} scored over the "
             f"{a.model.name} {a.model.version} threshold {a.threshold:.3f} (peak {a.peak:.3f}, alert policy "
             f"{self.policy})." + (f" Top reasons: {top}." if top else "")
         )
@@ -146,7 +157,10 @@ class FindingFactory:
                 "score": a.evidence.score,
                 "start_ms": a.evidence.start_ms,
                 "end_ms": a.evidence.end_ms,
+                "scope": a.evidence.scope,
+                "process": a.evidence.process.model_dump() if a.evidence.process else None,
             },
+            "process": a.evidence.process.model_dump() if a.evidence.process else None,
             "sequence": a.sequence,
             "last_event": {"peak": a.emitted_peak, "windows_over": a.emitted_over, "severity_id": a.emitted_severity},
             "snapshot": event.snapshot,

@@ -44,6 +44,10 @@ class ScorerMetrics:
             "minerlens_scorer_model_info", "served models (1 = primary, 0 = also scoring)", ["name", "version"],
             registry=r,
         )  # fmt: skip
+        self.internal_errors = Counter(
+            "minerlens_scorer_internal_errors", "failures inside the scorer (a bug some input triggers), survived",
+            registry=r,
+        )  # fmt: skip
         self.kafka_errors = Counter(
             "minerlens_scorer_kafka_errors", "produce/commit failures (batch re-consumed)", registry=r
         )

@@ -44,6 +44,12 @@ class LoadedModel:
     def directory(self) -> Path:
         return self.model.directory
 
+    @property
+    def res_column(self) -> int | None:
+        """Index of ``res.has`` in the model's features (None: a spec without resource context)."""
+        names = self.model.spec.names
+        return names.index("res.has") if "res.has" in names else None
+
 
 def load_model(directory: Path, *, threads: int = 1, reasons_top: int = 5) -> LoadedModel:
     """Verify (every file's sha256, feature spec) and load one artifact; raise ``ArtifactError`` if refused."""
@@ -53,7 +59,11 @@ def load_model(directory: Path, *, threads: int = 1, reasons_top: int = 5) -> Lo
     background = Background.load(model.directory / BACKGROUND_FILE)
     try:
         ranker = ReasonRanker(
-            background, model.manifest.feature_names, top=reasons_top, buckets=model.spec.params.buckets
+            background,
+            model.manifest.feature_names,
+            top=reasons_top,
+            buckets=model.spec.params.buckets,
+            params=model.spec.params,
         )
     except ValueError as exc:
         msg = f"{model.directory / BACKGROUND_FILE}: {exc}"

@@ -3,7 +3,8 @@
 No Kafka here. A batch is scored with one ONNX Runtime call per model. The primary model decides
 (``score > threshold`` -> ``miner``); every other model whose feature spec matches the window is reported in
 ``Verdict.scores``. Windows laid out for another feature spec are rejected (``feature spec mismatch``)
-rather than scored wrongly; windows with fewer than ``min_syscalls`` syscalls get ``insufficient_data``.
+rather than scored wrongly; windows with fewer than ``min_syscalls`` syscalls get ``insufficient_data``
+unless they carry the pod's resource use (``res.has``: a pod that burns CPU without syscalls is judged on it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _from_window(w: FeatureWindow, primary: LoadedModel, now: datetime) -> dict[
         "window_id": w.window_id,
         "policy": w.policy,
         "index": w.index,
+        "scope": w.scope,
+        "process": w.process,
         "start_ns": w.start_ns,
         "end_ns": w.end_ns,
         "count": w.count,
@@ -85,6 +88,12 @@ class _Inputs:
         return arr if rows is None else arr[rows]
 
 
+def _has_resources(w: FeatureWindow, model: LoadedModel) -> bool:
+    """The window carries the pod's resource use (CPU time...): judged even with (almost) no syscall."""
+    col = model.res_column
+    return col is not None and col < len(w.features) and w.features[col] == 1.0
+
+
 class Scorer:
     """Score batches of windows with a ``ModelSet``; ``swap`` replaces the models atomically (hot reload)."""
 
@@ -120,7 +129,7 @@ class Scorer:
                 out[i] = Rejected(
                     w, VECTOR_LENGTH, f"{len(w.features)} features, the spec has {primary.model.n_features}"
                 )
-            elif w.count < self.min_syscalls:
+            elif w.count < self.min_syscalls and not _has_resources(w, primary):
                 out[i] = self._insufficient(w, primary)
             else:
                 todo.append(i)
@@ -169,7 +178,10 @@ class Scorer:
         if primary.ranker is not None and miner.any():
             flagged = np.flatnonzero(miner).tolist()
             seqs = [windows[j].sequence for j in flagged]
-            reasons = dict(zip(flagged, primary.ranker.reasons(inputs.features()[flagged], seqs), strict=True))
+            procs = [windows[j].process for j in flagged]
+            scopes = [windows[j].scope for j in flagged]
+            found = primary.ranker.reasons(inputs.features()[flagged], seqs, processes=procs, scopes=scopes)
+            reasons = dict(zip(flagged, found, strict=True))
         others: dict[int, list[ModelScore]] = {}
         for model, rows, scores in extra:
             if scores is None:

@@ -10,6 +10,12 @@ keyed by pod uid; the finding JSON with the full alert state in ``unmapped.miner
 assignment (start, rebalance) the open alerts and replay marks are rebuilt from the latest state per pod.
 When producing or committing fails, the engine is reset, rebuilt the same way, and consumption restarts
 from the committed offsets.
+
+No window stops the scorer: one that cannot be decoded or scored goes to the dead-letter topic with the
+reason and is committed with its batch. Should scoring a batch raise (a bug some input triggers), the
+batch is scored again in halves (``split_failures``) and only the windows that fail alone are
+dead-lettered (``scorer error``). ``/healthz`` fails when the consumer loop died or stopped making
+progress while windows wait (``ConsumerProgress``); ``/readyz`` says whether it serves.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from minerlens_core.errors import FeatureSpecMismatchError
 from minerlens_core.http_probes import probe_app, serve
-from minerlens_core.kafka import Headers, dead_letter_headers, make_consumer, make_producer, message_headers
+from minerlens_core.kafka import (
+    ConsumerProgress,
+    Headers,
+    dead_letter_of,
+    make_consumer,
+    make_producer,
+    message_headers,
+    split_failures,
+)
 from minerlens_core.schemas.envelope import SCHEMA_VERSION, utcnow
 from minerlens_core.schemas.ocsf import DetectionFinding
 from minerlens_core.schemas.windows import FeatureWindow, Verdict, decode_window
@@ -111,16 +125,19 @@ class ScorerService:
         self.restored = False
         self.consuming = False
         self.http_port: int | None = None
+        self.progress = ConsumerProgress("scorer consumer", settings.stall_timeout_s)
         self.produced: dict[str, int] = {"verdicts": 0, "alerts": 0, "state": 0, "dead_letters": 0}
         self._stop = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
 
     # ---- control -------------------------------------------------------------------------------------
     def stop(self) -> None:
+        self.progress.stop()
         self._stop.set()
 
     def health(self) -> dict[str, object]:
-        return {"ok": True, "consuming": self.consuming}
+        """Liveness: not ok when the consumer loop ended or stalled with windows waiting (restart helps)."""
+        return {**self.progress.health(), "consuming": self.consuming}
 
     def ready(self) -> dict[str, object]:
         models = self.scorer.models if self.scorer else None
@@ -182,8 +199,8 @@ class ScorerService:
     def _dead_letter(self, record: ConsumerRecord, reason: str, error: BaseException | None) -> Outgoing:
         self.metrics.dead_letters.labels(reason).inc()
         self.metrics.windows.labels("dead_letter").inc()
-        headers = dead_letter_headers(reason, error, record.topic, record.offset, record.partition)
-        return Outgoing(self.settings.dead_letter_topic, record.key, record.value or b"", headers)
+        letter = dead_letter_of(record, reason, error, topic=self.settings.dead_letter_topic)
+        return Outgoing(letter.topic, letter.key, letter.value, letter.headers)
 
     def handle(self, records: Sequence[ConsumerRecord], now: float | None = None) -> list[Outgoing]:
         """Decode, score, alert: everything one batch of window records produces (no I/O)."""
@@ -230,12 +247,20 @@ class ScorerService:
         return [finding_message(self.settings.state_topic, f) for f in self.engine.drain_state()]
 
     def _handle_safely(self, records: Sequence[ConsumerRecord]) -> list[Outgoing]:
-        """``handle``; should it fail on some input (a bug), the batch is dead-lettered instead of crash-looping."""
-        try:
-            return self.handle(records)
-        except Exception as exc:
-            log.exception("scoring a batch of %d windows failed; dead-lettering it", len(records))
-            return [self._dead_letter(r, SCORER_ERROR, exc) for r in records]
+        """``handle``; should it raise on some input (a bug), only the windows that fail alone are dead-lettered.
+
+        The batch is scored again in halves: the alert engine recognises windows it already saw (replays),
+        so parts scored twice raise nothing twice.
+        """
+        out, failed = split_failures(records, self.handle)
+        for record, exc in failed:
+            log.error(
+                "scoring %s[%d]@%d failed: dead-lettered (%s: %s)",
+                record.topic, record.partition, record.offset, type(exc).__name__, exc, exc_info=exc,
+            )  # fmt: skip
+            self.metrics.internal_errors.inc()
+            out.append(self._dead_letter(record, SCORER_ERROR, exc))
+        return out
 
     def _finding(self, finding: DetectionFinding) -> Outgoing:
         self.metrics.alerts.labels(ACTIVITY_NAMES[finding.activity_id]).inc()
@@ -261,10 +286,12 @@ class ScorerService:
         log.info("rebuilt %d open alerts from the latest findings of %d pods", opened, len(latest))
         return opened
 
-    async def _recover(self, consumer: AIOKafkaConsumer, exc: BaseException) -> None:
-        self.metrics.kafka_errors.inc()
-        log.warning("Kafka produce/commit failed (%s): rebuild alert state, re-consume from committed offsets", exc)
-        await asyncio.sleep(1.0)
+    async def _recover(self, consumer: AIOKafkaConsumer, exc: BaseException, delay_s: float = 1.0) -> None:
+        if isinstance(exc, KafkaError | OSError | TimeoutError):
+            self.metrics.kafka_errors.inc()
+            log.warning("Kafka produce/commit failed (%s): rebuild alert state, re-consume from committed offsets", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay_s)
         self.engine.reset()
         self.restore_needed = True
         try:
@@ -282,17 +309,25 @@ class ScorerService:
         batch: dict[TopicPartition, list[ConsumerRecord]] = await consumer.getmany(
             timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
         )
+        records = [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
+        await self.progress.polled(consumer, len(records))
         if self.restore_needed:
             await self.restore()
-        records = [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
         messages = self._handle_safely(records) if records else []
-        expired = self.engine.expire()
+        try:
+            expired = self.engine.expire()
+        except Exception:  # a bug in quiet-timeout handling must not stop the scoring of windows
+            log.exception("expiring quiet alerts failed; retried next poll")
+            self.metrics.internal_errors.inc()
+            expired = []
         if expired:
             messages += [self._finding(f) for f in expired] + self._state()
         if messages:
             await self._send(producer, messages)
         if batch:
             await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items() if recs})
+        if records:
+            self.progress.processed(len(records))
 
     async def _connect(self) -> tuple[AIOKafkaProducer, AIOKafkaConsumer] | None:
         """Producer and subscribed consumer; retried with backoff while Kafka is unreachable (None: stopped)."""
@@ -304,15 +339,34 @@ class ScorerService:
                 await producer.start()
                 consumer.subscribe([self.settings.windows_topic], listener=_Assignments(self))
                 await consumer.start()
+                self.progress.waiting_for(None)
                 return producer, consumer
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("Kafka at %s unavailable (%s); retrying in %.1f s", self.kafka.bootstrap, exc, backoff)
+                self.progress.waiting_for("Kafka")
                 await producer.stop()
                 await consumer.stop()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, 10.0)
         return None
+
+    async def _serve(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        """Poll, score, produce, commit until stopped; Kafka failures rewind, other failures are survived."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await self._step(consumer, producer)
+                failures = 0
+            except (KafkaError, OSError, TimeoutError) as exc:
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    await self._recover(consumer, exc)
+            except Exception as exc:  # a bug outside the scoring of windows: rewind, back off
+                failures += 1
+                self.metrics.internal_errors.inc()
+                log.exception("scorer step failed (%d in a row); re-consuming from the committed offsets", failures)
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    await self._recover(consumer, exc, delay_s=min(2.0**failures, 30.0))
 
     async def run(self, seconds: float | None = None) -> None:
         """Serve until ``stop()`` (or ``seconds``)."""
@@ -324,9 +378,12 @@ class ScorerService:
         watcher: asyncio.Task[None] | None = None
         consumer: AIOKafkaConsumer | None = None
         producer: AIOKafkaProducer | None = None
+        self.progress.start()
         try:
+            self.progress.waiting_for("a servable model")
             if not await self._wait_for_models():
                 return
+            self.progress.waiting_for(None)
             watcher = asyncio.create_task(self._watch_models())
             connected = await self._connect()
             if connected is None:
@@ -339,13 +396,10 @@ class ScorerService:
                 self.settings.group_id,
                 self.scorer.models.describe() if self.scorer else "-",
             )
-            while not self._stop.is_set():
-                try:
-                    await self._step(consumer, producer)
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        await self._recover(consumer, exc)
+            await self._serve(consumer, producer)
         finally:
+            if self._stop.is_set():  # asked to stop; anything else ending the loop is a death /healthz reports
+                self.progress.stop()
             self.consuming = False
             if timer is not None:
                 timer.cancel()

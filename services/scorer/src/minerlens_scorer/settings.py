@@ -58,6 +58,9 @@ class ScorerSettings(BaseSettings):
     batch_max: int = Field(default=512, ge=1, description="windows per poll (one ONNX call per model per batch)")
     poll_timeout_ms: int = Field(default=200, ge=1)
     restore_timeout_s: float = Field(default=30.0, gt=0, description="max time to rebuild open alerts at startup")
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when windows wait and none was processed for this long"
+    )
 
     # http
     http_host: str = "127.0.0.1"

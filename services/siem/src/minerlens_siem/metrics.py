@@ -26,6 +26,11 @@ class SiemMetrics:
         self.rewinds = Counter(
             "minerlens_siem_rewinds", "poll batches re-read from Kafka after a failed delivery", registry=r
         )
+        self.internal_errors = Counter(
+            "minerlens_siem_internal_errors",
+            "failures inside the exporter (a bug some input triggers), survived",
+            registry=r,
+        )
         self.commit_failures = Counter("minerlens_siem_commit_failures", "offset commits that failed", registry=r)
         self.hec_requests = Counter(
             "minerlens_siem_hec_requests", "HTTP requests to Splunk HEC, by status (or 'error')", ["status"], registry=r

@@ -58,7 +58,9 @@ class JsonLinesOutput:
         return None
 
     def submit(self, alert: Alert, ref: object) -> None:
-        self._pending.append((_compact(self._render(alert)), ref))
+        line = _compact(self._render(alert))
+        line.encode("utf-8")  # a lone surrogate raises here (dead-lettered), not in flush for the whole poll
+        self._pending.append((line, ref))
 
     async def flush(self) -> DeliveryReport:
         pending, self._pending = self._pending, []

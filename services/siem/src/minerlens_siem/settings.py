@@ -49,7 +49,12 @@ class SiemSettings(BaseSettings):
     retry_backoff_max_s: float = Field(default=60.0, gt=0)
     shutdown_timeout_s: float = Field(default=10.0, gt=0, description="how long the last flush may take")
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9466, ge=0, le=65535, description="Prometheus /metrics; 0 = off")
+    metrics_port: int = Field(
+        default=9466, ge=0, le=65535, description="HTTP port of /metrics, /healthz and /readyz; 0 = off"
+    )
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="/healthz fails when alerts wait and none was processed for this long"
+    )
 
     ecs_path: str = Field(default="-", description="ECS NDJSON destination: '-' = stdout, else a file (appended)")
 
