@@ -9,8 +9,10 @@ noise-injected miner (getpid/nanosleep make half of its calls).
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from minerlens_core.digests import sha256_file
@@ -41,6 +43,26 @@ RUNS: list[tuple[str, str, Label, str, str, int, float]] = [
 ]
 
 
+@dataclass(frozen=True)
+class SynthRun:
+    """One run of a synthetic lab dataset (``write_lab``)."""
+
+    workload: str
+    family: str
+    label: Label
+    variant: str
+    profile: str
+    syscalls: int
+    noise: float = 0.0
+    implementation: str | None = None
+    """written to the manifest when not None (None: an older manifest without the field)"""
+    facts: dict[str, Any] = field(default_factory=dict)
+    comm: str = "worker"
+    """the comm of every syscall's process"""
+    mean_gap_ns: float = 0.0
+    """mean time between syscalls (0: 20 us for benign, 200 us for miners)"""
+
+
 def _draw(rng: np.random.Generator, profile: dict[str, float], n: int) -> list[str]:
     names = list(profile)
     p = np.array([profile[k] for k in names], dtype=np.float64)
@@ -48,10 +70,24 @@ def _draw(rng: np.random.Generator, profile: dict[str, float], n: int) -> list[s
 
 
 def write_synthetic_dataset(out: Path, seed: int = 0) -> Path:
+    return write_lab(out, [SynthRun(*r) for r in RUNS], seed)
+
+
+def write_lab(out: Path, runs: list[SynthRun], seed: int = 0) -> Path:
+    """Write ``runs`` as traces (TraceBuilder, write_trace) and a lab manifest into ``out``."""
     rng = np.random.default_rng(seed)
     records: list[RunRecord] = []
     t0 = 1_700_000_000_000_000_000
-    for k, (workload, family, label, variant, profile, n, noise) in enumerate(RUNS):
+    for k, run in enumerate(runs):
+        workload, family, label, variant, profile, n, noise = (
+            run.workload,
+            run.family,
+            run.label,
+            run.variant,
+            run.profile,
+            run.syscalls,
+            run.noise,
+        )
         calls = _draw(rng, _PROFILES[profile], n)
         if noise:
             extra = _draw(rng, _NOISE, int(n * noise / (1 - noise)))
@@ -61,19 +97,32 @@ def write_synthetic_dataset(out: Path, seed: int = 0) -> Path:
             merged = [next(it_e) if i in taken else next(it_c) for i in range(len(calls) + len(extra))]
             calls = merged
         b = TraceBuilder(Arch.X86_64)
-        ts = t0 + np.cumsum(rng.exponential(20_000 if label == "benign" else 200_000, size=len(calls))).astype(np.int64)
+        gap = run.mean_gap_ns or (20_000 if label == "benign" else 200_000)
+        ts = t0 + np.cumsum(rng.exponential(gap, size=len(calls))).astype(np.int64)
         tids = rng.integers(100, 104 if label == "benign" else 102, size=len(calls))
         pod = f"pod-{k}"
         for name, t, tid in zip(calls, ts.tolist(), tids.tolist(), strict=True):
-            b.add(syscall=name, tid=tid, pid=100, ts_ns=t, pod_uid=pod, namespace="lab", pod_name=f"{workload}-r1")
+            b.add(
+                syscall=name,
+                tid=tid,
+                pid=100,
+                comm=run.comm,
+                ts_ns=t,
+                pod_uid=pod,
+                namespace="lab",
+                pod_name=f"{workload}-r1",
+            )
         file = trace_name(workload, 1)
         seconds = float((ts[-1] - ts[0]) / 1e9)
         meta = TraceMeta(
             source="synthetic", label=label, workload=workload, family=family, variant=variant, seconds=seconds
         )
         write_trace(out / file, b.to_table(), meta)
+        impl_field: dict[str, Any] = {} if run.implementation is None else {"implementation": run.implementation}
         records.append(
             RunRecord(
+                **impl_field,
+                facts=dict(run.facts),
                 workload=workload,
                 family=family,
                 label=label,

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from minerlens_core.features import FeatureSpec, WindowPolicy
-from minerlens_core.models import BACKGROUND_FILE, MANIFEST, NATIVE_FILE, ONNX_FILE, Background
+from minerlens_core.models import BACKGROUND_FILE, DIGEST_FILE, MANIFEST, NATIVE_FILE, ONNX_FILE, Background
+from minerlens_core.models.seal import write_seal
 from minerlens_training.artifacts import (
     OnnxModel,
     TrainingData,
@@ -54,7 +56,7 @@ def _save(
 
 def test_round_trip_and_onnx_parity(model: Detector, dataset: Dataset, held: Held, tmp_path: Path) -> None:
     out = _save(model, dataset, tmp_path / "model")
-    assert sorted(p.name for p in out.iterdir()) >= [MANIFEST, NATIVE_FILE, ONNX_FILE]
+    assert {p.name for p in out.iterdir()} >= {MANIFEST, DIGEST_FILE, NATIVE_FILE, ONNX_FILE}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temp dirs left behind"
     m = read_manifest(out)
     spec = FeatureSpec.default()
@@ -131,17 +133,29 @@ def test_feature_spec_mismatch_is_refused(dataset: Dataset, tmp_path: Path) -> N
     assert OnnxModel(out).spec == other
 
 
+def _edit_and_reseal(out: Path, raw: dict[str, object]) -> None:
+    """An edit sealed again (as by someone who can write the directory): the later checks must still hold."""
+    data = json.dumps(raw).encode()
+    (out / MANIFEST).write_bytes(data)
+    write_seal(out, data)
+
+
 def test_edited_manifest_digest_is_refused(model: Detector, dataset: Dataset, tmp_path: Path) -> None:
     out = _save(model, dataset, tmp_path / "model")
+    digest = hashlib.sha256((out / MANIFEST).read_bytes()).hexdigest()
+    assert (out / DIGEST_FILE).read_text() == f"{digest}  {MANIFEST}\n", "the writer seals (sha256sum -c format)"
     raw = json.loads((out / MANIFEST).read_text())
     raw["feature_digest"] = "0" * 64
     (out / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(ArtifactIntegrityError, match="modified after it was sealed"):
+        load_artifact(out)
+    _edit_and_reseal(out, raw)
     with pytest.raises(FeatureSpecMismatchError):
         load_artifact(out)
     raw = json.loads((out / MANIFEST).read_text())
     raw["feature_digest"] = FeatureSpec.default().digest
     raw["feature_spec"]["params"]["buckets"] = 64
-    (out / MANIFEST).write_text(json.dumps(raw))
+    _edit_and_reseal(out, raw)
     with pytest.raises(FeatureSpecMismatchError):
         load_artifact(out)
 
@@ -210,6 +224,9 @@ def test_tampered_or_foreign_background_is_refused(dataset: Dataset, tmp_path: P
     raw = json.loads((out / MANIFEST).read_text())
     raw["files"][BACKGROUND_FILE] = sha256_file(out / BACKGROUND_FILE)
     (out / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(ArtifactIntegrityError, match="modified after it was sealed"):
+        load_artifact(out)
+    _edit_and_reseal(out, raw)
     with pytest.raises(ArtifactError, match="feature names differ"):
         load_artifact(out)
     with pytest.raises(ValueError, match="reference windows"):

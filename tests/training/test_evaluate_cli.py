@@ -7,19 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from minerlens_training.alert_replay import ScorerAlertPolicy
 from minerlens_training.artifacts import OnnxModel, load_artifact
 from minerlens_training.cli import app
 from minerlens_training.datasets import Dataset
 from minerlens_training.evaluate import EvalConfig, evaluate
-from minerlens_training.metrics import AlertPolicy
 from minerlens_training.report import render_markdown, write_report
 from typer.testing import CliRunner
 
 
 def test_evaluate_report(dataset: Dataset, tmp_path: Path) -> None:
-    report = evaluate(dataset, EvalConfig(models=("tree",), fpr=0.1, policy=AlertPolicy(2, 3), k_folds=2))
+    report = evaluate(dataset, EvalConfig(models=("tree",), fpr=0.1, policy=ScorerAlertPolicy(2, 3), k_folds=2))
     pooled = report["pooled"]["tree"]
-    assert set(pooled) == {"lofo", "run-kfold", "leaky-random"}
+    assert set(pooled) == {"lofo", "impl-out", "run-kfold", "leaky-random"}
+    assert pooled["impl-out"] == {}  # the sample has one miner implementation
+    assert "impl-out" in report["config"]["unavailable_schemes"]
     # every window is scored exactly once in the pooled LOFO and run-k-fold results
     for scheme in ("lofo", "run-kfold"):
         assert pooled[scheme]["window"]["n"] == len(dataset)
@@ -36,8 +38,9 @@ def test_evaluate_report(dataset: Dataset, tmp_path: Path) -> None:
     assert loaded["config"]["models"] == ["tree"]
     md = md_path.read_text()
     assert "roc_auc" in md
-    assert "Leave-one-family-out" in md
+    assert "Benign families one by one (leave-one-family-out)" in md
     assert "injected-noise" in md
+    assert "Not measured: needs two miner implementations" in md
     figures = {"roc": "models-roc.png", "families": "models-families.png", "noise": "models-noise.png"}
     for name in figures.values():
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name

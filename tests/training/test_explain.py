@@ -10,6 +10,7 @@ only thing that separates the classes is sched_yield and a faithful explanation 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -148,8 +149,10 @@ def test_tree_shap_names_the_syscall_behind_an_ngram_bucket(controlled: Controll
     assert top.direction == "toward_miner"
     assert _names_syscall(top.text, top.feature), top
     if top.feature.startswith("ngram"):
-        assert "hash" in top.label
-        assert "(here: " in top.text
+        assert "hash bucket" in top.label
+        assert "→" in top.label
+        assert "like " in top.text
+        assert "→" in top.text
     assert e.params["unit"] == "probability"
 
 
@@ -251,30 +254,32 @@ def test_render_png(controlled: Controlled) -> None:
 
 
 def test_wording_of_every_group() -> None:
+    """The explanations say features in the feature library's words (the scorer's reasons use the same)."""
     spec = FeatureSpec.default()
     words = FeatureWording(spec)
     assert share(0.41) == "41%"
-    assert share(0.004) == "< 1%"
+    assert share(0.004) == "0.4%"
     assert share(0.0) == "0%"
     assert (
         words.sentence("freq.sched_yield", 0.41, 0.0, 0.0, 0.004) == "sched_yield is 41% of calls (benign pods: < 1%)"
     )
     assert (
         words.sentence("freq_nocheap.futex", 0.62, 0.0, 0.03, 0.12)
-        == "futex is 62% of non-cheap calls (benign pods: median 3%, p95 12%)"
+        == "futex is 62% of non-trivial calls (benign pods: 0-12%)"
     )
     assert words.sentence("freq.read", 0.2) == "read is 20% of calls"
-    assert "cheap calls (getpid, nanosleep, ...) are 50% of calls" in words.sentence("cheap_share", 0.5)
-    assert words.sentence("stat.log_count", math.log10(1001)).startswith("the window has 1,000 syscalls")
+    assert "trivial calls (getpid, clock_gettime, sleeps, ...) are 50% of calls" in words.sentence("cheap_share", 0.5)
+    assert words.sentence("stat.log_count", math.log10(1001)).startswith("1,000 syscalls in the window")
     assert "bits" in words.sentence("stat.entropy", 1.25)
-    assert words.sentence("rate.epoll_wait", 1234.0) == "the epoll_wait/epoll_pwait/epoll_pwait2 rate is 1,234/s"
-    assert words.sentence("rate.syscalls_per_s", 50.0, 1.0, 10.0, 100.0).endswith(
-        "(benign pods: median 10/s, p95 100/s)"
+    assert words.sentence("rate.epoll_wait", 1234.0) == "epoll_wait/epoll_pwait/epoll_pwait2 at 1,234 calls/s"
+    assert words.sentence("rate.syscalls_per_s", 50.0, 1.0, 10.0, 100.0) == (
+        "50 syscalls/s (benign pods: 1-100 syscalls/s)"
     )
-    assert words.sentence("iat.median_us", 12.5) == "the median gap between syscalls is 12.5 µs"
-    assert words.sentence("rate.sched_yield", None) == "the sched_yield rate is unknown"
+    assert words.sentence("iat.median_us", 12.5) == "the median gap between syscalls is 12 µs"
+    assert words.sentence("rate.sched_yield", None) == "sched_yield calls per second: unknown"
     assert words.sentence("time.has_time", 1.0, 1.0, 1.0, 1.0) == "timestamps known: yes"
     assert "threads spend > 80%" in words.sentence("thread.dominated", 3.0)
+    assert words.sentence("res.cpu_cores", 2.0, 0.0, 0.1, 0.5) == "2.0 cores busy (benign pods: 0-0.5 cores)"
     assert "hash bucket 17" in words.label("ngram2.17")
     ids = np.array([index_of(n) for n in ["futex", SYSCALL] * 50 + ["getpid"] * 10], dtype=np.int16)
     context = WindowIds(ids, spec)
@@ -283,5 +288,19 @@ def test_wording_of_every_group() -> None:
 
     bucket = int(ngram_buckets(ids[:2].astype(np.int64), 2, spec.params.buckets)[0])
     assert pair in words.sentence(f"ngram2_nc.{bucket}", 0.5, context=context)
-    assert "most frequent non-cheap syscall (futex)" in words.sentence("stat.top_share_nc", 0.5, context=context)
+    assert pair in words.label(f"ngram2_nc.{bucket}", context)
+    assert "most frequent non-trivial syscall (futex)" in words.sentence("stat.top_share_nc", 0.5, context=context)
     assert words.label("no.such") == "no.such"
+
+
+def test_feature_explanations_describe_the_window(controlled: Controlled) -> None:
+    """The summary paragraph of a feature model says what the window did, from its own vector."""
+    explainer = load_explainer(controlled.models["xgboost"], "shap")
+    w = controlled.dominated[0]
+    e = explainer.explain(controlled.vectors([w])[0], top=3, ids=w.ids)
+    m = re.search(r"Behaviour: (.*?\.) Toward", e.summary)
+    assert m, e.summary
+    assert "top syscalls: sched_yield 7" in m.group(1)  # 70% of the calls were replaced by sched_yield
+    # the dataset's traces carry no resource samples: said, never made up
+    assert "CPU, memory and open sockets unknown (no resource samples)" in m.group(1)
+    assert "cores" not in m.group(1)

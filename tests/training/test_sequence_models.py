@@ -10,7 +10,15 @@ import onnxruntime as ort
 import pytest
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, window_sequence, windows_from_trace
-from minerlens_core.models import BACKGROUND_FILE, MANIFEST, ONNX_FILE, TORCH_FILE, TrainingData, read_manifest
+from minerlens_core.models import (
+    BACKGROUND_FILE,
+    DIGEST_FILE,
+    MANIFEST,
+    ONNX_FILE,
+    TORCH_FILE,
+    TrainingData,
+    read_manifest,
+)
 from minerlens_core.models.onnx_model import OnnxModel, pad_sequences
 from minerlens_core.traces import read_trace
 from minerlens_lab.manifest import load_manifest
@@ -83,7 +91,7 @@ def test_as_sequences_takes_the_tail_and_left_pads() -> None:
 def test_onnx_parity_and_artifact(saved: tuple[SequenceDetector, Path], dataset: Dataset, held: Held) -> None:
     det, out = saved
     names = {p.name for p in out.iterdir()}
-    assert names == {MANIFEST, ONNX_FILE, TORCH_FILE, CONFIG_FILE, BACKGROUND_FILE}
+    assert names == {MANIFEST, DIGEST_FILE, ONNX_FILE, TORCH_FILE, CONFIG_FILE, BACKGROUND_FILE}
     m = read_manifest(out)
     assert (m.input_kind, m.sequence_length, m.onnx_input) == ("sequence", det.length, "sequence")
     assert m.onnx_output == ("probabilities" if det.name == "lstm" else "score")

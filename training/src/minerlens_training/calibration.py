@@ -5,6 +5,9 @@ scores its own training windows near 0, so the measured FPR on new workloads is 
 ``oof``: out-of-fold scores of the training benign windows, from models fitted with whole runs held out
 (``GroupKFold`` over runs); the final model is still fitted on all training windows. Costs ``folds``
 extra fits.
+``oof-family``: the same with whole *families* held out in the folds: the threshold then reflects how
+benign families the model has not seen score, which is what a leave-one-family-out test measures.
+With fewer than two groups (runs or families) in the training part, ``oof`` falls back to ``train``.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.model_selection import GroupKFold
 
+from minerlens_training.datasets import Dataset
 from minerlens_training.detectors import BaseDetector, threshold_for_fpr
 from minerlens_training.errors import DatasetError
 
-Calibration = Literal["train", "oof"]
+Calibration = Literal["train", "oof", "oof-family"]
+CALIBRATIONS: tuple[Calibration, ...] = ("oof", "oof-family", "train")
 I64 = npt.NDArray[np.int64]
 Inputs = npt.NDArray[np.float32] | npt.NDArray[np.integer]
 
@@ -28,10 +33,10 @@ def calibrate(det: BaseDetector, X: Inputs, y: I64, groups: I64, fpr: float, how
 
     ``X`` is what ``det`` reads (feature vectors or sequences); the fold models are ``det.clone()``s.
     """
-    if how == "train":
+    n_groups = len(np.unique(groups))
+    if how == "train" or n_groups < 2:
         return det.infer_threshold(X[y == 0], fpr)
     benign_scores: list[npt.NDArray[np.float64]] = []
-    n_groups = len(np.unique(groups))
     for tr, te in GroupKFold(n_splits=min(folds, n_groups)).split(X, y, groups):
         te_benign = te[y[te] == 0]
         if te_benign.size == 0:
@@ -42,6 +47,17 @@ def calibrate(det: BaseDetector, X: Inputs, y: I64, groups: I64, fpr: float, how
             benign_scores.append(det.score(X[te_benign]))
             continue
         benign_scores.append(fold.score(X[te_benign]))
+    if not benign_scores:  # no benign window in the training part: nothing to calibrate on out of fold
+        return det.infer_threshold(X[y == 0], fpr)
     det.threshold = threshold_for_fpr(np.concatenate(benign_scores), fpr)
     det.threshold_fpr = fpr
     return det.threshold
+
+
+def calibration_groups(ds: Dataset, rows: I64, how: Calibration) -> I64:
+    """The out-of-fold groups of ``rows``: their run (``oof``, ``train``) or their family (``oof-family``)."""
+    if how != "oof-family":
+        return ds.run[rows]
+    families = sorted({r.family for r in ds.runs})
+    code = np.array([families.index(r.family) for r in ds.runs] or [0], np.int64)
+    return code[ds.run[rows]]

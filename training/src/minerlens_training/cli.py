@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from minerlens_core.errors import MinerlensError
@@ -15,27 +15,60 @@ from minerlens_core.features import FeatureSpec, WindowPolicy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from minerlens_training.calibration import Calibration
+from minerlens_training.calibration import CALIBRATIONS, Calibration
 
-console = Console(stderr=True)
+if TYPE_CHECKING:
+    from minerlens_training.datasets import Dataset
+
+console = Console(stderr=True, soft_wrap=True)
+DEFAULT_MODELS = "tree,xgboost,mlp"
 ALL_MODELS = "tree,xgboost,mlp,lstm,lstm-ae"
 WINDOW_MODEL = "xgboost"
 """the model the window-length comparison runs"""
 app = typer.Typer(help="Train and evaluate minerlens detectors on a lab dataset.", no_args_is_help=True)
 
+WindowCount = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="count windows of N syscalls, for order-only traces (trained on the lab data without timestamps, "
+        "resource samples or fd kinds unless --keep-time)",
+    ),
+]
+KeepTime = Annotated[
+    bool, typer.Option(help="with --window-count: keep timestamps and resource samples (not the order-only view)")
+]
+PerProcess = Annotated[
+    bool, typer.Option(help="also per-process windows (each process of a multi-process pod, same slot)")
+]
 
-def _spec(window_seconds: float | None) -> FeatureSpec:
-    if window_seconds is None:
+
+def _spec(window_seconds: float | None, window_count: int | None = None, per_process: bool = False) -> FeatureSpec:
+    if window_seconds is not None and window_count is not None:
+        msg = "give --window-seconds or --window-count, not both"
+        raise typer.BadParameter(msg)
+    if window_count is not None:
+        policy = WindowPolicy.count(window_count)
+    elif window_seconds is not None:
+        policy = WindowPolicy.time(window_seconds)
+    elif not per_process:
         return FeatureSpec.default()
-    return FeatureSpec.build(window=WindowPolicy.time(window_seconds))
+    else:
+        policy = FeatureSpec.default().window
+    if per_process:
+        try:
+            policy = WindowPolicy.model_validate({**policy.model_dump(), "per_process": True})
+        except ValueError as exc:
+            msg = f"--per-process: this feature library's window policy cannot ({exc})"
+            raise typer.BadParameter(msg) from None
+    return FeatureSpec.build(window=policy)
 
 
 def _calibration(value: str) -> Calibration:
-    if value == "oof":
-        return "oof"
-    if value == "train":
-        return "train"
-    msg = f"--calibration must be oof or train, not {value!r}"
+    for how in CALIBRATIONS:
+        if value == how:
+            return how
+    msg = f"--calibration must be one of {', '.join(CALIBRATIONS)}, not {value!r}"
     raise typer.BadParameter(msg)
 
 
@@ -73,7 +106,20 @@ def _single_threaded() -> Iterator[None]:
 
 @contextmanager
 def _bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar on stderr; the callback advances it by one step and shows the step's name."""
+    """Progress on stderr: a rich bar on a terminal, else one line per step (``[i/n] step, elapsed``) so a log
+    shows it too. The callback advances it by one step and shows the step's name."""
+    if not console.is_terminal:
+        t0, done = time.perf_counter(), [0]
+
+        def line(step: str) -> None:
+            done[0] += 1
+            elapsed = time.perf_counter() - t0
+            eta = elapsed / done[0] * (total - done[0])
+            text = f"{description} [{done[0]}/{total}] {step} ({elapsed:.0f} s, ~{eta:.0f} s left)"
+            console.print(text, highlight=False, markup=False)
+
+        yield line
+        return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -87,6 +133,28 @@ def _bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
         yield lambda step: progress.update(task, advance=1, step=step)
 
 
+def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: bool) -> Dataset:
+    """``load_dataset`` with a progress line per run."""
+    from minerlens_lab.manifest import load_manifest
+
+    from minerlens_training.datasets import load_dataset
+
+    total = 0
+    for d in data:
+        try:
+            total += sum(r.status == "ok" and r.label in ("miner", "benign") for r in load_manifest(d).runs)
+        except (OSError, ValueError):
+            total += 0  # load_dataset reports it
+    view = ", order-only view" if order_only else ""
+    with _bar(f"featurize ({spec.window.kind} windows{view})", max(total, 1)) as step:
+        ds = load_dataset(data, spec, sequences=sequences, order_only=order_only, progress=step)
+    console.print(
+        f"{len(ds)} windows ({int(ds.y.sum())} miner, {int(ds.is_process.sum())} process windows) "
+        f"from {len(ds.runs)} runs"
+    )
+    return ds
+
+
 def train_cmd(
     data: Annotated[list[Path], typer.Option("--data", help="lab dataset directory (repeat to join datasets)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="model artifact directory to write")],
@@ -94,25 +162,33 @@ def train_cmd(
     fpr: Annotated[float, typer.Option(help="benign-window false-positive rate the threshold is tuned for")] = 0.01,
     seed: Annotated[int, typer.Option()] = 0,
     model_version: Annotated[str, typer.Option(help="version recorded in the manifest")] = "0.1.0",
-    window_seconds: Annotated[
-        float | None, typer.Option(help="time windows of this length instead of the default spec (not servable)")
-    ] = None,
-    calibration: Annotated[str, typer.Option(help="threshold from: oof (out-of-fold by run) | train")] = "oof",
+    window_seconds: Annotated[float | None, typer.Option(help="time windows of this length (traces with time)")] = None,
+    window_count: WindowCount = None,
+    keep_time: KeepTime = False,
+    per_process: PerProcess = False,
+    calibration: Annotated[
+        str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
+    ] = "oof",
 ) -> None:
-    """Fit a detector on every window of a dataset, set its threshold, write a verified ONNX artifact."""
+    """Fit a detector on every window of a dataset, set its threshold, write a verified ONNX artifact.
+
+    ``--window-count N`` trains the count-window model for order-only traces (``minerlens score`` picks it for
+    traces without timestamps): the lab traces are cut into N-syscall windows after dropping their
+    timestamps, resource samples and fd kinds, which order-only traces do not have."""
+    import numpy as np
+
     from minerlens_training.artifacts import TrainingData, save_artifact
-    from minerlens_training.calibration import calibrate
-    from minerlens_training.datasets import load_dataset
-    from minerlens_training.detectors import Detector, SequenceDetector, make_detector
+    from minerlens_training.calibration import calibrate, calibration_groups
+    from minerlens_training.detectors import Detector, SequenceDetector, input_kind, make_detector
 
     names = _models(model)
     if len(names) != 1:
         msg = f"--model takes one model, not {model!r}"
         raise typer.BadParameter(msg)
     name = names[0]
-    spec = _spec(window_seconds)
-    ds = load_dataset(data, spec)
-    console.print(f"{len(ds)} windows ({int(ds.y.sum())} miner) from {len(ds.runs)} runs")
+    spec = _spec(window_seconds, window_count, per_process)
+    order_only = window_count is not None and not keep_time
+    ds = _load(data, spec, sequences=input_kind(name) == "sequence", order_only=order_only)
     det = make_detector(name, seed=seed)
     inputs = ds.inputs(det.input_kind)
     how = _calibration(calibration)
@@ -120,15 +196,20 @@ def train_cmd(
     with _single_threaded():
         det.fit(inputs, ds.y)
         console.print(f"fitted {name} in {time.perf_counter() - t0:.1f} s")
-        threshold = calibrate(det, inputs, ds.y, ds.run, fpr, how)
+        groups = calibration_groups(ds, np.arange(len(ds), dtype=np.int64), how)
+        threshold = calibrate(det, inputs, ds.y, groups, fpr, how)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,
-        source=ds.source,
+        source=ds.source + (" (order-only view: no timestamps, resource samples or fd kinds)" if order_only else ""),
         windows=len(ds),
         miner_windows=int(ds.y.sum()),
         runs=len(ds.runs),
     )
-    source = "out-of-fold (grouped by run) benign windows" if how == "oof" else "training benign windows"
+    source = {
+        "oof": "out-of-fold (grouped by run) benign windows",
+        "oof-family": "out-of-fold (grouped by family) benign windows",
+        "train": "training benign windows",
+    }[how]
     reference = (ds.X, ds.y)
     if isinstance(det, SequenceDetector):
         from minerlens_training.sequence.artifacts import save_sequence_artifact
@@ -138,20 +219,59 @@ def train_cmd(
         )
     elif isinstance(det, Detector):
         save_artifact(det, out, spec, info, model_version=model_version, threshold_source=source, reference=reference)
-    console.print(f"[green]ok[/]: {name} threshold {threshold:.4f} (FPR {fpr}) -> {out}")
+    what = f"{name} on {policy_text(spec)} windows{' (order-only view)' if order_only else ''}"
+    console.print(f"[green]ok[/]: {what}, threshold {threshold:.4f} (FPR {fpr}) -> {out}")
+
+
+def policy_text(spec: FeatureSpec) -> str:
+    w = spec.window
+    return f"{w.seconds:g}-s time" if w.kind == "time" else f"{w.size}-syscall count"
+
+
+def _lookalikes(value: str | None) -> tuple[str, ...]:
+    from minerlens_training.breakdowns import LOOKALIKES
+
+    if value is None:
+        return LOOKALIKES
+    return tuple(f.strip() for f in value.split(",") if f.strip())
 
 
 def evaluate_cmd(
     data: Annotated[list[Path], typer.Option("--data", help="lab dataset directory (repeat to join datasets)")],
     report: Annotated[Path, typer.Option("--report", help="directory for NAME.json, NAME.md and NAME-*.png")],
-    models: Annotated[str, typer.Option(help="comma-separated: tree,xgboost,mlp,lstm,lstm-ae")] = ALL_MODELS,
+    models: Annotated[
+        str, typer.Option(help=f"comma-separated, of {ALL_MODELS} (the sequence models are slow: opt in)")
+    ] = DEFAULT_MODELS,
     fpr: Annotated[float, typer.Option(help="target benign-window FPR of each split's threshold")] = 0.01,
-    alert_k: Annotated[int, typer.Option(help="alert when k ...")] = 3,
-    alert_n: Annotated[int, typer.Option(help="... of the last n windows are over the threshold")] = 5,
+    alert_k: Annotated[int, typer.Option(min=1, help="alert policy (the scorer's): open when k ...")] = 3,
+    alert_n: Annotated[int, typer.Option(min=1, help="... of the last n scored windows are over the threshold")] = 5,
+    resolve_m: Annotated[int, typer.Option(min=1, help="resolve after m consecutive windows ...")] = 5,
+    resolve_factor: Annotated[float, typer.Option(help="... below this factor x threshold")] = 0.5,
+    min_syscalls: Annotated[int, typer.Option(min=0, help="windows with fewer syscalls are not scored")] = 3,
     k_folds: Annotated[int, typer.Option(help="folds of the group-by-run split")] = 5,
+    lofo_folds: Annotated[
+        int, typer.Option(min=0, help="0: one split per family; K: families held out in K groups (faster)")
+    ] = 0,
+    train_cap: Annotated[
+        int,
+        typer.Option(min=0, help="at most this many training windows per run and window kind (0: all); test: all"),
+    ] = 32,
+    jobs: Annotated[int, typer.Option(min=1, help="splits fitted in parallel worker processes")] = 1,
+    lookalikes: Annotated[
+        str | None, typer.Option(help="benign look-alike families, comma-separated (default: the lab's)")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     window_seconds: Annotated[float | None, typer.Option(help="time windows instead of the default spec")] = None,
-    calibration: Annotated[str, typer.Option(help="threshold from: oof (out-of-fold by run) | train")] = "oof",
+    window_count: WindowCount = None,
+    keep_time: KeepTime = False,
+    per_process: PerProcess = False,
+    calibration: Annotated[
+        str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
+    ] = "oof",
+    oof_folds: Annotated[
+        int, typer.Option(min=2, help="out-of-fold models per threshold (each split costs 1 + this many fits)")
+    ] = 3,
+    leaky: Annotated[bool, typer.Option(help="also the paper-style random split of windows (contrast)")] = True,
     paper: Annotated[
         bool, typer.Option(help="also reproduce the paper's setup (35-gram frames, random 70/30) beside LOFO")
     ] = False,
@@ -162,24 +282,40 @@ def evaluate_cmd(
     name: Annotated[str, typer.Option(help="report file stem")] = "evaluation",
     plots: Annotated[bool, typer.Option(help="write PNG figures next to the Markdown")] = True,
 ) -> None:
-    """Leave-one-family-out, group-by-run and leaky random-window evaluation -> Markdown + JSON + plots."""
-    from minerlens_training.datasets import load_dataset
+    """Leave-one-family-out, leave-one-implementation-out, group-by-run and leaky random-window evaluation,
+    with the scorer's alert policy replayed per run -> Markdown + JSON + plots."""
+    from minerlens_training.alert_replay import ScorerAlertPolicy
+    from minerlens_training.detectors import input_kind
     from minerlens_training.evaluate import EvalConfig, count_fits, evaluate, window_comparison_row
-    from minerlens_training.metrics import AlertPolicy
     from minerlens_training.report import write_report
 
+    if alert_k > alert_n:
+        msg = f"--alert-k {alert_k} > --alert-n {alert_n}"
+        raise typer.BadParameter(msg)
+    if not 0 < resolve_factor <= 1:
+        msg = "--resolve-factor must be in (0, 1]"
+        raise typer.BadParameter(msg)
     cfg = EvalConfig(
         models=_models(models),
         fpr=fpr,
-        policy=AlertPolicy(alert_k, alert_n),
+        policy=ScorerAlertPolicy(
+            k=alert_k, n=alert_n, resolve_m=resolve_m, resolve_factor=resolve_factor, min_syscalls=min_syscalls
+        ),
         k_folds=k_folds,
         seed=seed,
+        leaky=leaky,
         calibration=_calibration(calibration),
+        oof_folds=oof_folds,
+        lofo_folds=lofo_folds,
+        train_cap=train_cap,
+        jobs=jobs,
+        lookalikes=_lookalikes(lookalikes),
     )
     seconds = _seconds(compare_windows) if compare_windows else ()
     t0 = time.perf_counter()
-    ds = load_dataset(data, _spec(window_seconds))
-    console.print(f"{len(ds)} windows ({int(ds.y.sum())} miner) from {len(ds.runs)} runs")
+    sequences = any(input_kind(m) == "sequence" for m in cfg.models)
+    order_only = window_count is not None and not keep_time
+    ds = _load(data, _spec(window_seconds, window_count, per_process), sequences=sequences, order_only=order_only)
     with _single_threaded(), _bar("evaluate", count_fits(ds, cfg)) as step:
         result = evaluate(ds, cfg, progress=step)
     if paper:
@@ -193,8 +329,8 @@ def evaluate_cmd(
         if window_seconds == s and WINDOW_MODEL in cfg.models:
             rows.append(window_comparison_row(ds, result, WINDOW_MODEL))
             continue
-        ds_s = load_dataset(data, _spec(s))
-        cfg_s = replace(cfg, models=(WINDOW_MODEL,), leaky=False)
+        ds_s = _load(data, _spec(s), sequences=False, order_only=False)
+        cfg_s = replace(cfg, models=(WINDOW_MODEL,), leaky=False, schemes=("lofo", "run-kfold"))
         with _single_threaded(), _bar(f"{WINDOW_MODEL} {s:g} s windows", count_fits(ds_s, cfg_s)) as step:
             rows.append(window_comparison_row(ds_s, evaluate(ds_s, cfg_s, progress=step), WINDOW_MODEL))
     if rows:

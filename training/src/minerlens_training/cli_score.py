@@ -5,8 +5,11 @@
 ``explain-quality`` measures SHAP/LIME/LSTM-AE explanations on a lab dataset (docs/reports/explanations.*).
 Errors (bad file, unknown format, unverifiable model) print one line on stderr and exit with status 2.
 
-The default model is ``$MINERLENS_MODEL_DIR``, else ``models/default`` in the working directory or in
-the source checkout.
+``score`` picks the model per file from a models directory (``--models DIR``: ``DIR/default``, the time-window
+model, for traces with timestamps; ``DIR/count``, the count-window model, for order-only traces) and says which
+(``model_choice`` in the file's summary, and a line on stderr). ``--model DIR`` forces one model. Without
+either: ``$MINERLENS_MODEL_DIR`` (one model), else the ``models`` directory in the working directory or in the
+source checkout (``explain`` uses its ``default``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,17 @@ from minerlens_training.explain.trace_windows import TraceWindows, iso, read_win
 
 console = Console(stderr=True, soft_wrap=True)
 MODEL_ENV = "MINERLENS_MODEL_DIR"
-DEFAULT_MODEL = Path("models") / "default"
+MODELS = Path("models")
+DEFAULT_MODEL = MODELS / "default"
 EXIT_USAGE = 2
+
+
+def default_models_dir() -> Path | None:
+    """The first ``models`` directory whose ``default`` holds a manifest (cwd, source checkout)."""
+    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (base / DEFAULT_MODEL / "manifest.json").is_file():
+            return base / MODELS
+    return None
 
 
 def default_model_dir() -> Path | None:
@@ -37,11 +49,8 @@ def default_model_dir() -> Path | None:
     env = os.environ.get(MODEL_ENV, "").strip()
     if env:
         return Path(env)
-    for base in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        candidate = base / DEFAULT_MODEL
-        if (candidate / "manifest.json").is_file():
-            return candidate
-    return None
+    models = default_models_dir()
+    return None if models is None else models / DEFAULT_MODEL.name
 
 
 def _model_dir(model: Path | None) -> Path:
@@ -65,13 +74,20 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 def score_records(
-    tw: TraceWindows, scores: np.ndarray[Any, Any], threshold: float, model: dict[str, str], k: int, n: int
+    tw: TraceWindows,
+    scores: np.ndarray[Any, Any],
+    threshold: float,
+    model: dict[str, str],
+    k: int,
+    n: int,
+    choice: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The window objects of one file, then its summary object."""
+    """The window objects of one file, then its summary object (with ``model_choice`` when given)."""
     from minerlens_training.metrics import AlertPolicy
 
     flags = scores > threshold
     for i, w in enumerate(tw.windows):
+        pid = getattr(w, "pid", None)  # per-process windows (when the feature library emits them)
         yield {
             "file": str(tw.file),
             "window": i,
@@ -80,6 +96,7 @@ def score_records(
             "namespace": w.namespace,
             "pod_name": w.pod_name,
             "container": w.container_id,
+            **({"pid": int(pid), "comm": str(getattr(w, "comm", ""))} if pid is not None else {}),
             "start": iso(w.start_ns),
             "end": iso(w.end_ns),
             "count": w.count,
@@ -109,6 +126,8 @@ def score_records(
         "threshold": threshold,
         "model": model,
     }
+    if choice is not None:
+        summary["model_choice"] = choice
     if tw.malformed_lines:
         summary["malformed_lines"] = tw.malformed_lines
     if not len(tw):
@@ -120,7 +139,14 @@ def score_cmd(
     files: Annotated[list[Path], typer.Argument(help="trace files; each is scored and summarised on its own")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="parquet|strace|perf|sysdig|lid-ds|tetragon|names")],
     model: Annotated[
-        Path | None, typer.Option(help=f"model artifact directory (default: ${MODEL_ENV} or models/default)")
+        Path | None, typer.Option(help=f"one model artifact directory for every file (default: ${MODEL_ENV})")
+    ] = None,
+    models: Annotated[
+        Path | None,
+        typer.Option(
+            help="models directory: DIR/default (time windows) scores traces with timestamps, DIR/count (count "
+            "windows) order-only traces (default: ./models or the checkout's)"
+        ),
     ] = None,
     alert_k: Annotated[int, typer.Option(help="alert when k ...", min=1)] = 3,
     alert_n: Annotated[int, typer.Option(help="... of the last n windows of a pod are over the threshold", min=1)] = 5,
@@ -128,24 +154,55 @@ def score_cmd(
         str | None, typer.Option(help="architecture of syscall numbers in the input (default: host)")
     ] = None,
 ) -> None:
-    """Score trace files window by window with a verified ONNX model: JSON lines on stdout."""
+    """Score trace files window by window with a verified ONNX model: JSON lines on stdout. For each file the
+    model that fits it is picked (time windows when it has timestamps, count windows otherwise) and named."""
     if alert_k > alert_n:
         msg = f"--alert-k {alert_k} > --alert-n {alert_n}"
         raise typer.BadParameter(msg, param_hint="--alert-k")
-    directory = _model_dir(model)
+    if model is not None and models is not None:
+        msg = "give --model (one model) or --models (a directory to pick from), not both"
+        raise typer.BadParameter(msg, param_hint="--models")
+    single = model or (None if models else _single_from_env())
+    library_dir = None if single else (models or default_models_dir())
+    if single is None and library_dir is None:
+        msg = f"no model: pass --model DIR or --models DIR or set {MODEL_ENV} (no {DEFAULT_MODEL} found)"
+        raise typer.BadParameter(msg, param_hint="--model")
     try:
         from minerlens_core.models.onnx_model import OnnxModel
 
-        onnx = OnnxModel(directory)
-        ref = {"name": onnx.ref.name, "version": onnx.ref.version}
+        from minerlens_training.model_choice import (
+            Choice,
+            ModelLibrary,
+            fixed_kind,
+            has_time,
+            import_trace,
+            trace_windows,
+        )
+
         a = parse_arch(arch) if arch else None
+        fixed = OnnxModel(single) if single else None
+        library = ModelLibrary(library_dir) if library_dir else None
         for f in files:
-            tw = read_windows(f, fmt, onnx.spec, arch=a)
+            result = import_trace(f, fmt, a)
+            if library is not None:
+                choice = library.choose(has_time(result))
+            else:
+                assert fixed is not None
+                choice = Choice(fixed, fixed.directory, fixed_kind(fixed), "the model given with --model")
+            onnx = choice.model
+            console.print(f"{f}: {choice.reason} ({choice.directory}, {choice.tag})", highlight=False, markup=False)
+            tw = trace_windows(f, result, onnx.spec)
             scores = onnx.score(tw.inputs(onnx.manifest)) if len(tw) else np.zeros(0)
-            for record in score_records(tw, scores, onnx.threshold, ref, alert_k, alert_n):
+            ref = {"name": onnx.ref.name, "version": onnx.ref.version}
+            for record in score_records(tw, scores, onnx.threshold, ref, alert_k, alert_n, choice.as_json()):
                 _emit(record)
     except (MinerlensError, ValueError) as exc:
         raise _fail(str(exc)) from None
+
+
+def _single_from_env() -> Path | None:
+    env = os.environ.get(MODEL_ENV, "").strip()
+    return Path(env) if env else None
 
 
 # ---- explain ----------------------------------------------------------------------------------------

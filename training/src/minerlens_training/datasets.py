@@ -5,41 +5,100 @@ Every ``ok`` run of ``DIR/manifest.json`` is read with ``read_trace``, cut into 
 re-implemented here). The same pass keeps each window's syscall-id sequence (``window_sequence``:
 the non-cheap ids, tail) for the sequence models, as a left-padded matrix (``pad_sequences``).
 
-Runs that produce no window (a quiet miner makes a few hundred syscalls in 10 s, less than one
+**Windows and labels.** A window is either a *pod window* (the whole (pod, container) stream in one
+slot) or a *process window* (the same slot restricted to one process: ``Window.pid`` is an int). Each
+row carries ``pid`` (-1 for pod windows), ``comm``, its syscall ``count``, its time span and its
+alert *stream* (a pod's pod windows form one stream, as the scorer keys alerts by pod; each process
+of a pod is a stream of its own). The label of a row (``Dataset.y``) follows one rule:
+
+* a pod window takes its run's label;
+* a process window of a miner run is ``miner`` iff its ``comm`` is in the run's ``miner_comms``
+  (manifest ``facts["miner_comms"]``); when the run lists none, it takes the run's label;
+* every window of a benign run is benign.
+
+The feature library does not emit process windows yet: ``pid``/``comm`` are read with ``getattr``
+defaults (None / ""), so today every row is a pod window and process windows are picked up as soon as
+``windows_from_trace`` yields them.
+
+**Runs.** Runs that produce no window (a quiet miner makes a few hundred syscalls in 10 s, less than one
 1000-syscall window) are kept in ``runs`` with ``n_windows == 0``: trace-level metrics count them as
-missed, which is what a deployed detector would do with them.
+missed, which is what a deployed detector would do with them. ``RunInfo.implementation`` is the
+manifest's miner implementation, or, for manifests written before that field existed, derived from the
+family (``miner-xmrig`` -> ``xmrig``, any other miner family -> ``minerlens-c``).
+
+**Order-only view** (``order_only=True``): timestamps, resource samples and fd kinds are dropped from
+every trace before windowing, so a count-window model is trained on what an order-only trace (strace
+without ``-t``, a ``names`` file) gives it at scoring time.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 from minerlens_core.digests import sha256_file
 from minerlens_core.errors import TraceFormatError
-from minerlens_core.features import FeatureSpec, vectorize_many, window_sequence, windows_from_trace
+from minerlens_core.features import FeatureSpec, Window, vectorize_many, window_sequence, windows_from_trace
 from minerlens_core.models.onnx_model import pad_sequences
 from minerlens_core.traces import Trace, read_trace
-from minerlens_lab.manifest import MANIFEST_JSON, load_manifest
+from minerlens_lab.manifest import MANIFEST_JSON, RunRecord, load_manifest
 
 from minerlens_training.errors import DatasetError
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 I16 = npt.NDArray[np.int16]
 I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
 Str = npt.NDArray[np.str_]
 InputKind = Literal["features", "sequence"]
+Progress = Callable[[str], None]
 
 MINER = "miner"
+POD = -1
+"""``Dataset.pid`` of a pod window"""
 SEQUENCE_CAP = 256
 """syscall ids kept per window in ``Dataset.sequences`` (sequence models read the tail they need)"""
+RES_HAS = "res.has"
+"""the feature that says a window carries its pod's resource use (feature spec v2)"""
+XMRIG_FAMILY = "miner-xmrig"
+C_MINERS = "minerlens-c"
 _NOISE = re.compile(r"noise-(\d+)")
+_VERSION = re.compile(r"-v?\d[\w.]*$")
+_MAX_COMMS = 64
+
+
+def implementation_of(rec: RunRecord) -> str:
+    """The miner implementation of a run ("" for benign runs); derived from the family for older manifests."""
+    if rec.label != MINER:
+        return ""
+    impl = str(getattr(rec, "implementation", "") or "")
+    if impl:
+        return impl
+    return "xmrig" if rec.family == XMRIG_FAMILY else C_MINERS
+
+
+def implementation_group(implementation: str) -> str:
+    """An implementation without its version (``xmrig-6.16.0`` -> ``xmrig``): what a hold-out removes."""
+    return _VERSION.sub("", implementation) or implementation
+
+
+def miner_comms_of(rec: RunRecord) -> tuple[str, ...]:
+    """``facts["miner_comms"]`` of a miner run: the comm names of its miner processes (hostile-safe: strings only)."""
+    raw = rec.facts.get("miner_comms") if rec.label == MINER else None
+    if not isinstance(raw, list):
+        return ()
+    return tuple(dict.fromkeys(c for c in raw[:_MAX_COMMS] if isinstance(c, str) and c))
 
 
 @dataclass(frozen=True)
@@ -56,6 +115,12 @@ class RunInfo:
     start: int
     """first row of this run's windows in ``X``"""
     n_windows: int
+    implementation: str = ""
+    """miner implementation (``xmrig-6.16.0``, ``minerlens-c``...); "" for benign runs"""
+    miner_comms: tuple[str, ...] = ()
+    """comm names of the miner's processes (process windows of other processes are benign)"""
+    seconds: float = 0.0
+    """capture length: the pod time this run observed (the denominator of alerts per pod-hour)"""
 
     @property
     def y(self) -> int:
@@ -73,13 +138,30 @@ class RunInfo:
     def throttled(self) -> bool:
         return self.variant.startswith("throttle-")
 
+    @property
+    def implementation_group(self) -> str:
+        return implementation_group(self.implementation) if self.implementation else ""
+
+    def window_label(self, is_process: bool, comm: str) -> int:
+        """The label rule (module docstring) for one window of this run."""
+        if self.label != MINER:
+            return 0
+        if is_process and self.miner_comms:
+            return int(comm in self.miner_comms)
+        return 1
+
+
+def _empty(dtype: Any) -> npt.NDArray[Any]:
+    return np.zeros(0, dtype)
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """Windows of a lab dataset. Rows of ``X`` are grouped by run, in trace (stream, window) order."""
+    """Windows of a lab dataset. Rows of ``X`` are grouped by run, each run's rows in trace (stream, window) order."""
 
     X: F32
     y: I64
+    """per-window label (the label rule of the module docstring)"""
     run: I64
     """index into ``runs`` of each window"""
     runs: tuple[RunInfo, ...]
@@ -88,25 +170,114 @@ class Dataset:
     """sha256 of ``manifest.json``: identifies the training data (it holds every trace's sha256)"""
     source: str
     sequences: I16 = field(default_factory=lambda: np.zeros((0, SEQUENCE_CAP), np.int16))
-    """(n, cap) syscall ids of each window (``window_sequence``), right-aligned, left-padded with ``VOCAB_SIZE``"""
+    """(n, cap) syscall ids of each window (``window_sequence``), right-aligned, left-padded with ``VOCAB_SIZE``;
+    (n, 0) when the dataset was loaded without sequences"""
+    pid: I64 = field(default_factory=lambda: _empty(np.int64))
+    """process id of a process window, ``POD`` (-1) for a pod window"""
+    comm: Str = field(default_factory=lambda: _empty(np.str_))
+    count: I64 = field(default_factory=lambda: _empty(np.int64))
+    """syscalls in the window (0 is possible: a slot where the pod burnt CPU without a syscall)"""
+    start_ns: I64 = field(default_factory=lambda: _empty(np.int64))
+    """window span start (ns since the epoch), -1 when the trace has no time"""
+    end_ns: I64 = field(default_factory=lambda: _empty(np.int64))
+    stream: I64 = field(default_factory=lambda: _empty(np.int64))
+    """alert stream of the window: one per (run, pod) for pod windows, one per (run, pod, pid) for process windows"""
+    order_only: bool = False
+    """timestamps, resource samples and fd kinds were dropped before windowing"""
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
 
+    @cached_property
+    def is_process(self) -> Bool:
+        return np.asarray(self.pid != POD, np.bool_)
+
+    @cached_property
+    def has_resources(self) -> Bool:
+        """Windows that carry their pod's resource use (feature ``res.has`` = 1): the scorer scores them even
+        with fewer than ``min_syscalls`` syscalls. All False for specs without resource features."""
+        if RES_HAS not in self.spec.names or self.X.shape[1] != self.spec.dim:
+            return np.zeros(len(self), np.bool_)
+        return np.asarray(self.X[:, self.spec.names.index(RES_HAS)] == 1.0, np.bool_)
+
+    @property
+    def run_y(self) -> I64:
+        """The run label of each window (differs from ``y`` on benign processes of miner runs)."""
+        return np.array([r.y for r in self.runs] or [0], np.int64)[self.run] if len(self.runs) else _empty(np.int64)
+
     def inputs(self, kind: InputKind) -> F32 | I16:
         """What a detector with this ``input_kind`` reads: feature vectors or id sequences."""
-        return self.sequences if kind == "sequence" else self.X
+        if kind != "sequence":
+            return self.X
+        if self.sequences.shape[0] != len(self) or self.sequences.shape[1] == 0:
+            msg = "this dataset was loaded without syscall sequences (load_dataset(..., sequences=True))"
+            raise DatasetError(msg)
+        return self.sequences
 
     def column(self, field: str) -> Str:
-        """A per-window array of a run attribute (``workload``, ``family``, ``run_id``, ``variant``, ``label``)."""
+        """A per-window array of a run attribute (``workload``, ``family``, ``run_id``, ``variant``, ``label``...)."""
         per_run = np.array([str(getattr(r, field)) for r in self.runs] or [""], dtype=np.str_)
         return per_run[self.run] if len(self.runs) else np.array([], dtype=np.str_)
 
     def families(self, label: str) -> list[str]:
         return sorted({r.family for r in self.runs if r.label == label})
 
+    def implementations(self) -> list[str]:
+        """Miner implementation groups (versions folded: ``xmrig-6.16.0`` and ``xmrig-6.21`` are one)."""
+        return sorted({r.implementation_group for r in self.runs if r.label == MINER})
+
     def subset(self, rows: I64) -> tuple[F32, I64]:
         return self.X[rows], self.y[rows]
+
+    def run_rows(self, i: int) -> I64:
+        r = self.runs[i]
+        return np.arange(r.start, r.start + r.n_windows, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Block:
+    """The rows of one run: feature vectors, sequences and what each window is (pod or process, when, how big)."""
+
+    X: F32
+    S: I16
+    pid: I64
+    comm: list[str]
+    count: I64
+    start_ns: I64
+    end_ns: I64
+    pod: list[str]
+
+    def __len__(self) -> int:
+        return int(self.X.shape[0])
+
+    @classmethod
+    def of_windows(cls, windows: Sequence[Window], X: F32, S: I16) -> Block:
+        pids = [getattr(w, "pid", None) for w in windows]  # per-process windows: not in the feature library yet
+        return cls(
+            X=X,
+            S=S,
+            pid=np.array([POD if p is None else int(p) for p in pids], np.int64),
+            comm=[str(getattr(w, "comm", "") or "") for w in windows],
+            count=np.array([w.count for w in windows], np.int64),
+            start_ns=np.array([-1 if w.start_ns is None else w.start_ns for w in windows], np.int64),
+            end_ns=np.array([-1 if w.end_ns is None else w.end_ns for w in windows], np.int64),
+            pod=[w.pod_uid for w in windows],
+        )
+
+    @classmethod
+    def plain(cls, X: F32, S: I16) -> Block:
+        """Rows that are not windows of a stream (the paper's frames): one pod stream, no time."""
+        n = int(X.shape[0])
+        return cls(
+            X=X,
+            S=S,
+            pid=np.full(n, POD, np.int64),
+            comm=[""] * n,
+            count=np.full(n, S.shape[1] if S.ndim == 2 else 0, np.int64),
+            start_ns=np.full(n, -1, np.int64),
+            end_ns=np.full(n, -1, np.int64),
+            pod=[""] * n,
+        )
 
 
 def manifest_digest(directories: Sequence[Path]) -> str:
@@ -117,66 +288,119 @@ def manifest_digest(directories: Sequence[Path]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
+def order_only_view(trace: Trace) -> Trace:
+    """The trace as an order-only source shows it: no timestamps, no resource samples, no fd kinds."""
+    table = trace.table
+    for name in ("ts_ns", "fd_kind"):
+        if name in table.schema.names:
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, table.schema.field(i), pa.nulls(table.num_rows, table.schema.field(i).type))
+    changes: dict[str, Any] = {"table": table, "meta": trace.meta.model_copy(update={"has_time": False})}
+    if "resources" in {f.name for f in dataclasses.fields(trace)}:
+        changes["resources"] = []
+    return replace(trace, **changes)
+
+
 def load_dataset(
-    directories: Path | Sequence[Path], spec: FeatureSpec | None = None, sequence_cap: int = SEQUENCE_CAP
+    directories: Path | Sequence[Path],
+    spec: FeatureSpec | None = None,
+    sequence_cap: int = SEQUENCE_CAP,
+    *,
+    sequences: bool = True,
+    order_only: bool = False,
+    progress: Progress | None = None,
 ) -> Dataset:
     """Featurise every ok run of one or more lab datasets (``minerlens lab run`` outputs) with ``spec``.
 
     Several directories are concatenated in the given order (a dataset captured in parts); a run id that
-    repeats gets ``@<directory index>`` appended. ``sequence_cap`` ids of each window's sequence are kept.
+    repeats gets ``@<directory index>`` appended. ``sequence_cap`` ids of each window's sequence are kept
+    (``sequences=False``: none, which is faster when no sequence model reads them). ``progress`` is called
+    after each run.
     """
     spec = spec or FeatureSpec.default()
+    width = sequence_cap if sequences else 0
 
-    def rows(trace: Trace) -> tuple[F32, I16]:
+    def rows(trace: Trace) -> Block:
         windows = list(windows_from_trace(trace, spec.window))
-        seqs = [window_sequence(w, spec.params, sequence_cap) for w in windows]
-        return vectorize_many(windows, spec), pad_sequences(seqs, sequence_cap).astype(np.int16)
+        if sequences:
+            seqs = [window_sequence(w, spec.params, sequence_cap) for w in windows]
+            S = pad_sequences(seqs, sequence_cap).astype(np.int16)
+        else:
+            S = np.zeros((len(windows), 0), np.int16)
+        return Block.of_windows(windows, vectorize_many(windows, spec), S)
 
-    return build_dataset(directories, spec, rows, spec.dim, sequence_cap)
+    return build_dataset(directories, spec, rows, spec.dim, width, order_only=order_only, progress=progress)
 
 
-RowsOfTrace = Callable[[Trace], tuple[F32, I16]]
-"""the rows of one run: its ``X`` block and its ``sequences`` block (same length)"""
+RowsOfTrace = Callable[[Trace], Block]
+"""the rows of one run"""
 
 
 def build_dataset(
-    directories: Path | Sequence[Path], spec: FeatureSpec, rows: RowsOfTrace, dim: int, width: int
+    directories: Path | Sequence[Path],
+    spec: FeatureSpec,
+    rows: RowsOfTrace,
+    dim: int,
+    width: int,
+    *,
+    order_only: bool = False,
+    progress: Progress | None = None,
 ) -> Dataset:
     """A ``Dataset`` whose rows for each ok run are ``rows(trace)`` (``dim`` columns of ``X``, ``width`` ids)."""
     dirs = [Path(directories)] if isinstance(directories, str | Path) else [Path(d) for d in directories]
     if not dirs:
         msg = "no dataset directory given"
         raise DatasetError(msg)
-    blocks: list[F32] = []
-    seq_blocks: list[I16] = []
+    blocks: list[Block] = []
     runs: list[RunInfo] = []
+    labels: list[I64] = []
+    streams: list[I64] = []
+    n_streams = 0
     seen: set[str] = set()
     for k, directory in enumerate(dirs):
         for run, trace in iter_traces(directory):
-            X, S = rows(trace)
+            block = rows(order_only_view(trace) if order_only else trace)
             run_id = run.run_id if run.run_id not in seen else f"{run.run_id}@{k}"
             seen.add(run_id)
             start = sum(r.n_windows for r in runs)
-            runs.append(replace(run, run_id=run_id, start=start, n_windows=int(X.shape[0])))
-            blocks.append(X)
-            seq_blocks.append(S)
+            run = replace(run, run_id=run_id, start=start, n_windows=len(block))
+            runs.append(run)
+            blocks.append(block)
+            is_proc = block.pid != POD
+            labels.append(
+                np.array([run.window_label(bool(p), c) for p, c in zip(is_proc, block.comm, strict=True)], np.int64)
+            )
+            keys = [(pod, int(pid)) for pod, pid in zip(block.pod, block.pid.tolist(), strict=True)]
+            ids = {key: n_streams + j for j, key in enumerate(dict.fromkeys(keys))}
+            n_streams += len(ids)
+            streams.append(np.array([ids[key] for key in keys], np.int64))
+            if progress is not None:
+                progress(f"{run_id}: {len(block)} windows")
     if not runs:
         msg = f"{', '.join(map(str, dirs))}: no ok miner/benign run"
         raise DatasetError(msg)
     total = sum(r.n_windows for r in runs)
-    X_all = np.concatenate(blocks).astype(np.float32, copy=False) if total else np.zeros((0, dim), np.float32)
-    S_all = np.concatenate(seq_blocks).astype(np.int16, copy=False) if total else np.zeros((0, width), np.int16)
+
+    def cat(parts: list[npt.NDArray[Any]], dtype: Any, shape: tuple[int, ...] = (0,)) -> npt.NDArray[Any]:
+        return np.concatenate(parts).astype(dtype, copy=False) if total else np.zeros(shape, dtype)
+
     run_idx = np.repeat(np.arange(len(runs), dtype=np.int64), [r.n_windows for r in runs])
-    y = np.array([r.y for r in runs], dtype=np.int64)[run_idx]
     return Dataset(
-        X=X_all,
-        y=y,
+        X=cat([b.X for b in blocks], np.float32, (0, dim)),
+        y=cat(labels, np.int64),
         run=run_idx,
         runs=tuple(runs),
         spec=spec,
         manifest_sha256=manifest_digest(dirs),
         source=",".join(str(d) for d in dirs),
-        sequences=S_all,
+        sequences=cat([b.S for b in blocks], np.int16, (0, width)),
+        pid=cat([b.pid for b in blocks], np.int64),
+        comm=np.array([c for b in blocks for c in b.comm], dtype=np.str_) if total else _empty(np.str_),
+        count=cat([b.count for b in blocks], np.int64),
+        start_ns=cat([b.start_ns for b in blocks], np.int64),
+        end_ns=cat([b.end_ns for b in blocks], np.int64),
+        stream=cat(streams, np.int64),
+        order_only=order_only,
     )
 
 
@@ -201,6 +425,8 @@ def iter_traces(directory: Path) -> Iterator[tuple[RunInfo, Trace]]:
                 f"{directory / rec.file}: trace says {meta.label}/{meta.workload}/{meta.family}, the manifest disagrees"
             )
             raise DatasetError(msg)
+        known = [float(v) for v in (rec.seconds, meta.seconds) if v is not None and math.isfinite(v) and v > 0]
+        seconds = known[0] if known else 0.0
         info = RunInfo(
             run_id=f"{rec.workload}-r{rec.repeat}",
             workload=rec.workload,
@@ -211,5 +437,8 @@ def iter_traces(directory: Path) -> Iterator[tuple[RunInfo, Trace]]:
             syscalls=rec.syscalls,
             start=0,
             n_windows=0,
+            implementation=implementation_of(rec),
+            miner_comms=miner_comms_of(rec),
+            seconds=float(seconds),
         )
         yield info, trace

@@ -1,110 +1,98 @@
-"""Honest evaluation: every detector on leave-one-family-out and group-by-run splits, plus the leaky split.
+"""Honest evaluation: every detector on splits that hold whole families, whole miner implementations or whole
+runs out, plus the leaky split for contrast.
 
 For each split the detector is fitted on the training windows (feature vectors or, for the sequence
-models, ``Dataset.sequences``), its threshold is inferred from the **training** benign windows for the
-target FPR (``calibration``), and the test windows are scored. Results are kept per
-split and pooled per scheme over each window's "own" split (LOFO: the split that held out the window's
-family; run k-fold: the fold that held out its run), so every window is scored exactly once by a model
-that never saw its family (resp. run).
+models, ``Dataset.sequences``; at most ``train_cap`` windows per run and window kind), its threshold is
+set on the **training** part only (``calibration``: out-of-fold scores of the training benign windows),
+and every test window is scored. Every run of a split's test set belongs to a held-out group (its
+family, its implementation or its fold), so pooling the test windows of a scheme's splits scores every
+window exactly once by a model that never saw its family (resp. implementation, run).
+
+Trace level: the scorer's alert policy (``alert_replay``) is replayed over each test run's window scores
+in time order: alerted runs, alerts opened, alerts per 100 benign pod-hours, time to alert.
+``jobs > 1`` fits splits in parallel worker processes (joblib); the results do not depend on it.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from minerlens_training.calibration import Calibration, calibrate
+from minerlens_training.alert_replay import ScorerAlertPolicy
+from minerlens_training.breakdowns import LOOKALIKES, breakdowns
+from minerlens_training.calibration import Calibration, calibrate, calibration_groups
 from minerlens_training.datasets import MINER, Dataset
 from minerlens_training.detectors import detector_class, make_detector
-from minerlens_training.metrics import AlertPolicy, binary_metrics, roc_points, trace_metrics
-from minerlens_training.splits import Split, leaky_random_split, lofo_splits, run_kfold_splits
+from minerlens_training.metrics import binary_metrics, roc_points
+from minerlens_training.splits import (
+    SCHEME_TITLES,
+    Split,
+    capped_rows,
+    implementation_splits,
+    leaky_random_split,
+    lofo_splits,
+    run_kfold_splits,
+)
+from minerlens_training.trace_level import alert_latency, alert_rate, run_record, trace_block
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
+Bool = npt.NDArray[np.bool_]
 Progress = Callable[[str], None]
-"""called after each fitted split with a short description (the CLI advances its progress bar)"""
+"""called after each fitted split with a short description (the CLI advances its progress display)"""
+SCHEMES = ("lofo", "impl-out", "run-kfold")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     models: tuple[str, ...] = ("tree", "xgboost", "mlp")
     fpr: float = 0.01
-    policy: AlertPolicy = field(default_factory=AlertPolicy)
+    policy: ScorerAlertPolicy = field(default_factory=ScorerAlertPolicy)
     k_folds: int = 5
     seed: int = 0
     leaky: bool = True
     calibration: Calibration = "oof"
+    oof_folds: int = 3
+    """out-of-fold models per threshold (``calibrate``'s ``folds``): each split costs 1 + ``oof_folds`` fits"""
+    lofo_folds: int = 0
+    """0: one split per family; K: families dealt into K held-out groups (``splits.lofo_splits``)"""
+    train_cap: int = 0
+    """at most this many training windows per run and window kind (pod / process); 0: all"""
+    jobs: int = 1
+    lookalikes: tuple[str, ...] = LOOKALIKES
+    schemes: tuple[str, ...] = SCHEMES
 
 
-@dataclass
-class _Pool:
-    """Scores of each window / run from its own held-out split."""
+@dataclass(frozen=True)
+class Fitted:
+    """What one (model, split) fit produced."""
 
-    rows: list[I64] = field(default_factory=list)
-    scores: list[F64] = field(default_factory=list)
-    preds: list[npt.NDArray[np.bool_]] = field(default_factory=list)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _run_records(
-    ds: Dataset, split: Split, scores: F64, pred: npt.NDArray[np.bool_], policy: AlertPolicy
-) -> list[dict[str, Any]]:
-    pos = {int(r): i for i, r in enumerate(split.test)}
-    out = []
-    for ri in split.test_runs:
-        run = ds.runs[ri]
-        idx = np.array([pos[j] for j in range(run.start, run.start + run.n_windows)], dtype=np.int64)
-        flags = pred[idx] if idx.size else np.zeros(0, np.bool_)
-        first = policy.first_alert(flags)
-        out.append(
-            {
-                "run": ri,
-                "run_id": run.run_id,
-                "workload": run.workload,
-                "family": run.family,
-                "label": run.label,
-                "variant": run.variant,
-                "noise": run.noise,
-                "throttled": run.throttled,
-                "syscalls": run.syscalls,
-                "windows": run.n_windows,
-                "flagged": int(flags.sum()),
-                "alerted": first is not None,
-                "first_alert_window": first,
-                "too_short": run.n_windows < policy.k,
-                "mean_score": float(scores[idx].mean()) if idx.size else None,
-            }
-        )
-    return out
+    model: str
+    scheme: str
+    index: int
+    result: dict[str, Any]
+    scores: F64
+    threshold: float
 
 
-def _trace_block(records: list[dict[str, Any]]) -> dict[str, float]:
-    y = np.array([int(r["label"] == MINER) for r in records], np.int64)
-    return trace_metrics(
-        y, np.array([r["alerted"] for r in records], np.bool_), np.array([r["too_short"] for r in records], np.bool_)
-    )
-
-
-def evaluate_split(
-    ds: Dataset, split: Split, model: str, cfg: EvalConfig
-) -> tuple[dict[str, Any], F64, npt.NDArray[np.bool_]]:
+def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int = 0) -> Fitted:
+    """Fit ``model`` on the split's training rows, set its threshold on them, score the test rows."""
     inputs = ds.inputs(detector_class(model).input_kind)
-    X_tr, y_tr = inputs[split.train], ds.y[split.train]
-    X_te, y_te = inputs[split.test], ds.y[split.test]
+    train = capped_rows(ds, split.train, cfg.train_cap)
+    X_tr, y_tr = inputs[train], ds.y[train]
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    threshold = calibrate(det, X_tr, y_tr, ds.run[split.train], cfg.fpr, cfg.calibration)
+    groups = calibration_groups(ds, train, cfg.calibration)
+    threshold = calibrate(det, X_tr, y_tr, groups, cfg.fpr, cfg.calibration, folds=cfg.oof_folds)
     calibrate_s = time.perf_counter() - t0
-    scores = det.score(X_te)
-    pred = np.asarray(scores > threshold, np.bool_)
+    scores = det.score(inputs[split.test]) if split.test.size else np.zeros(0)
     result: dict[str, Any] = {
         "split": split.name,
         "scheme": split.scheme,
@@ -115,125 +103,101 @@ def evaluate_split(
         "threshold": threshold,
         "fit_seconds": round(fit_s, 2),
         "calibration_seconds": round(calibrate_s, 2),
-        "train_windows": int(split.train.size),
+        "train_windows": int(train.size),
+        "train_windows_uncapped": int(split.train.size),
         "test_windows": int(split.test.size),
-        "window": binary_metrics(y_te, scores, pred),
     }
+    return Fitted(model, split.scheme, index, result, np.asarray(scores, np.float64), float(threshold))
+
+
+def _window_blocks(ds: Dataset, rows: I64, scores: F64, preds: Bool) -> dict[str, Any]:
+    """Window metrics on pod windows (``window``) and, when there are any, on process windows (``process_window``)."""
+    proc = ds.is_process[rows]
+    out: dict[str, Any] = {"window": binary_metrics(ds.y[rows][~proc], scores[~proc], preds[~proc])}
+    if proc.any():
+        out["process_window"] = binary_metrics(ds.y[rows][proc], scores[proc], preds[proc])
+    return out
+
+
+def _records(ds: Dataset, split: Split, scores: F64, threshold: float, cfg: EvalConfig) -> list[dict[str, Any]]:
+    pos = {int(r): i for i, r in enumerate(split.test)}
+    out = []
+    for ri in split.test_runs:
+        idx = np.array([pos[int(j)] for j in ds.run_rows(ri)], np.int64)
+        out.append(run_record(ds, ri, scores[idx] if idx.size else np.zeros(0), threshold, cfg.policy))
+    return out
+
+
+def complete_split(ds: Dataset, split: Split, fitted: Fitted, cfg: EvalConfig) -> tuple[dict[str, Any], Bool]:
+    """A fitted split's result with window metrics and (for run-based splits) its run records."""
+    preds = np.asarray(fitted.scores > fitted.threshold, np.bool_)
+    result = dict(fitted.result) | _window_blocks(ds, split.test, fitted.scores, preds)
     if split.test_runs:
-        records = _run_records(ds, split, scores, pred, cfg.policy)
+        records = _records(ds, split, fitted.scores, fitted.threshold, cfg)
         result["runs"] = records
-        result["trace"] = _trace_block(records)
-    return result, scores, pred
+        result["trace"] = trace_block(records)
+    return result, preds
 
 
-def _own(ds: Dataset, split: Split) -> npt.NDArray[np.bool_]:
-    """Which test windows belong to this split's "own" held-out group (LOFO: the held-out family)."""
-    if split.scheme != "lofo":
-        return np.ones(split.test.size, np.bool_)
-    fam = ds.column("family")[split.test]
-    return np.asarray(fam == split.heldout, np.bool_)
+def evaluate_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig) -> tuple[dict[str, Any], F64, Bool]:
+    """Fit, calibrate and score one split (in this process)."""
+    fitted = fit_split(ds, split, model, cfg)
+    result, preds = complete_split(ds, split, fitted, cfg)
+    return result, fitted.scores, preds
 
 
-def _pooled(ds: Dataset, pool: _Pool) -> dict[str, Any]:
+@dataclass
+class _Pool:
+    """Scores of each window / run from its own held-out split."""
+
+    rows: list[I64] = field(default_factory=list)
+    scores: list[F64] = field(default_factory=list)
+    preds: list[Bool] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _pooled(ds: Dataset, pool: _Pool, cfg: EvalConfig) -> dict[str, Any]:
     if not pool.rows:
         return {}
     rows = np.concatenate(pool.rows)
     scores, preds = np.concatenate(pool.scores), np.concatenate(pool.preds)
-    return {
-        "window": binary_metrics(ds.y[rows], scores, preds),
-        "roc": roc_points(ds.y[rows], scores),
-        "trace": _trace_block(pool.runs),
-        "alert_latency": alert_latency(pool.runs, ds.spec.window.seconds),
-        "runs": pool.runs,
-        "families": _family_table(ds, rows, preds, pool.runs),
-        "noise": _group_recall(pool.runs, lambda r: None if r["noise"] is None else f"{r['noise']}%"),
-        "throttle": _group_recall(
-            pool.runs, lambda r: None if r["label"] != MINER else ("throttled" if r["throttled"] else "not throttled")
-        ),
-        "variants": _group_recall(pool.runs, lambda r: r["variant"] if r["label"] == MINER else None),
-    }
-
-
-def alert_latency(runs: list[dict[str, Any]], window_seconds: float | None) -> dict[str, Any]:
-    """Windows (and seconds, for time windows) from a miner run's first window to its alert, over alerted runs.
-
-    The alert fires at the end of window ``first_alert_window``, so its latency is ``first_alert_window + 1``
-    windows; with time windows of ``s`` seconds that is at most ``(first + 1) * s`` seconds of mining.
-    """
-    first = [r["first_alert_window"] + 1 for r in runs if r["label"] == MINER and r["alerted"]]
-    out: dict[str, Any] = {"alerted_runs": len(first), "median_windows": None, "p90_windows": None}
-    if first:
-        out["median_windows"] = float(np.median(first))
-        out["p90_windows"] = float(np.percentile(first, 90))
-    if window_seconds is not None:
-        out["window_seconds"] = window_seconds
-        for k in ("median", "p90"):
-            v = out[f"{k}_windows"]
-            out[f"{k}_seconds"] = None if v is None else v * window_seconds
-    return out
-
-
-def _family_table(
-    ds: Dataset, rows: I64, preds: npt.NDArray[np.bool_], runs: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    fam = ds.column("family")[rows]
-    out = []
-    for f in sorted({r["family"] for r in runs}):
-        mask = fam == f
-        fr = [r for r in runs if r["family"] == f]
-        label = fr[0]["label"]
-        out.append(
-            {
-                "family": f,
-                "label": label,
-                "runs": len(fr),
-                "windows": int(mask.sum()),
-                "flagged_share": float(preds[mask].mean()) if mask.any() else None,
-                "runs_alerted": sum(r["alerted"] for r in fr),
-                "runs_without_windows": sum(r["windows"] == 0 for r in fr),
-            }
-        )
-    return out
-
-
-def _group_recall(runs: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], str | None]) -> list[dict[str, Any]]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in runs:
-        k = key(r)
-        if k is not None:
-            groups[k].append(r)
-    out = []
-    for k in sorted(groups, key=lambda s: (len(s), s)):
-        g = groups[k]
-        windows = sum(r["windows"] for r in g)
-        out.append(
-            {
-                "group": k,
-                "runs": len(g),
-                "windows": windows,
-                "window_recall": sum(r["flagged"] for r in g) / windows if windows else None,
-                "trace_recall": sum(r["alerted"] for r in g) / len(g),
-                "runs_without_windows": sum(r["windows"] == 0 for r in g),
-            }
-        )
+    pod = ~ds.is_process[rows]
+    out = _window_blocks(ds, rows, scores, preds)
+    out["roc"] = roc_points(ds.y[rows][pod], scores[pod])
+    if pool.runs:
+        out |= {
+            "trace": trace_block(pool.runs),
+            "alert_rate": alert_rate(pool.runs),
+            "alert_latency": alert_latency(pool.runs, ds.spec.window.seconds),
+            "runs": pool.runs,
+        }
+        out |= breakdowns(ds, rows, scores, preds, pool.runs, cfg.lookalikes)
     return out
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
+    benign_s = sum(r.seconds for r in ds.runs if r.label != MINER)
     return {
         "source": ds.source,
         "manifest_sha256": ds.manifest_sha256,
         "feature_digest": ds.spec.digest,
         "window_policy": ds.spec.window.model_dump(mode="json"),
+        "order_only": ds.order_only,
         "windows": len(ds),
         "miner_windows": int(ds.y.sum()),
+        "pod_windows": int((~ds.is_process).sum()),
+        "process_windows": int(ds.is_process.sum()),
+        "implementations": ds.implementations(),
+        "benign_pod_hours": benign_s / 3600.0,
         "runs": [
             {
                 "run_id": r.run_id,
                 "family": r.family,
                 "label": r.label,
                 "variant": r.variant,
+                "implementation": r.implementation,
                 "syscalls": r.syscalls,
+                "seconds": r.seconds,
                 "windows": r.n_windows,
             }
             for r in ds.runs
@@ -241,11 +205,13 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def _schemes(ds: Dataset, cfg: EvalConfig) -> dict[str, list[Split]]:
-    schemes: dict[str, list[Split]] = {
-        "lofo": lofo_splits(ds),
-        "run-kfold": run_kfold_splits(ds, cfg.k_folds, cfg.seed),
+def schemes_of(ds: Dataset, cfg: EvalConfig) -> dict[str, list[Split]]:
+    builders: dict[str, Callable[[], list[Split]]] = {
+        "lofo": lambda: lofo_splits(ds, cfg.lofo_folds),
+        "impl-out": lambda: implementation_splits(ds),
+        "run-kfold": lambda: run_kfold_splits(ds, cfg.k_folds, cfg.seed),
     }
+    schemes = {s: builders[s]() for s in cfg.schemes if s in builders}
     if cfg.leaky:
         schemes["leaky-random"] = [leaky_random_split(ds, seed=cfg.seed)]
     return schemes
@@ -253,7 +219,19 @@ def _schemes(ds: Dataset, cfg: EvalConfig) -> dict[str, list[Split]]:
 
 def count_fits(ds: Dataset, cfg: EvalConfig) -> int:
     """How many times ``evaluate`` calls ``progress`` (one per model and split)."""
-    return len(cfg.models) * sum(len(s) for s in _schemes(ds, cfg).values())
+    return len(cfg.models) * sum(len(s) for s in schemes_of(ds, cfg).values())
+
+
+def _fits(ds: Dataset, cfg: EvalConfig, schemes: dict[str, list[Split]]) -> Iterator[Fitted]:
+    tasks = [(model, split, i) for model in cfg.models for splits in schemes.values() for i, split in enumerate(splits)]
+    if cfg.jobs <= 1:
+        for model, split, i in tasks:
+            yield fit_split(ds, split, model, cfg, i)
+        return
+    from joblib import Parallel, delayed
+
+    run = Parallel(n_jobs=cfg.jobs, backend="loky", return_as="generator_unordered")
+    yield from run(delayed(fit_split)(ds, split, model, cfg, i) for model, split, i in tasks)
 
 
 def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | None = None) -> dict[str, Any]:
@@ -262,16 +240,36 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
     say = progress or (lambda _msg: None)
     for model in cfg.models:
         detector_class(model)  # unknown names fail before any fit
-    schemes = _schemes(ds, cfg)
+    schemes = schemes_of(ds, cfg)
+    fitted: dict[tuple[str, str, int], Fitted] = {}
+    for f in _fits(ds, cfg, schemes):
+        fitted[(f.model, f.scheme, f.index)] = f
+        split = schemes[f.scheme][f.index]
+        secs = f.result["fit_seconds"] + f.result["calibration_seconds"]
+        say(f"{f.model} {split.name} ({secs:.1f} s, {f.result['train_windows']} training windows)")
     report: dict[str, Any] = {
         "config": {
             "models": list(cfg.models),
             "kind_of_score": {m: detector_class(m).kind_of_score for m in cfg.models},
             "fpr": cfg.fpr,
-            "alert_policy": {"k": cfg.policy.k, "n": cfg.policy.n},
+            "alert_policy": {
+                "k": cfg.policy.k,
+                "n": cfg.policy.n,
+                "resolve_m": cfg.policy.resolve_m,
+                "resolve_factor": cfg.policy.resolve_factor,
+                "quiet_timeout_s": cfg.policy.quiet_timeout_s,
+                "min_syscalls": cfg.policy.min_syscalls,
+                "text": str(cfg.policy),
+            },
             "k_folds": cfg.k_folds,
+            "lofo_folds": cfg.lofo_folds,
+            "train_cap": cfg.train_cap,
             "seed": cfg.seed,
             "calibration": cfg.calibration,
+            "oof_folds": cfg.oof_folds,
+            "lookalikes": list(cfg.lookalikes),
+            "schemes": {s: SCHEME_TITLES[s] for s in schemes},
+            "unavailable_schemes": {s: _why_empty(ds, s) for s, splits in schemes.items() if not splits},
         },
         "dataset": dataset_summary(ds),
         "splits": [],
@@ -280,18 +278,24 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
     for model in cfg.models:
         for scheme, splits in schemes.items():
             pool = _Pool()
-            for split in splits:
-                result, scores, pred = evaluate_split(ds, split, model, cfg)
-                say(f"{model} {split.name}")
+            for i, split in enumerate(splits):
+                result, preds = complete_split(ds, split, fitted[(model, scheme, i)], cfg)
                 report["splits"].append(result)
-                own = _own(ds, split)
-                pool.rows.append(split.test[own])
-                pool.scores.append(scores[own])
-                pool.preds.append(pred[own])
-                own_runs = [r for r in result.get("runs", []) if scheme != "lofo" or r["family"] == split.heldout]
-                pool.runs.extend(own_runs)
-            report["pooled"].setdefault(model, {})[scheme] = _pooled(ds, pool)
+                pool.rows.append(split.test)
+                pool.scores.append(fitted[(model, scheme, i)].scores)
+                pool.preds.append(preds)
+                pool.runs.extend(result.get("runs", []))
+            report["pooled"].setdefault(model, {})[scheme] = _pooled(ds, pool, cfg)
     return report
+
+
+def _why_empty(ds: Dataset, scheme: str) -> str:
+    if scheme == "impl-out":
+        impls = ds.implementations()
+        return f"needs two miner implementations, the dataset has {len(impls)} ({', '.join(impls) or 'none'})"
+    if scheme == "run-kfold":
+        return "needs at least two runs of each label"
+    return "needs families of both labels"
 
 
 def window_comparison_row(ds: Dataset, report: dict[str, Any], model: str) -> dict[str, Any]:
@@ -306,7 +310,7 @@ def window_comparison_row(ds: Dataset, report: dict[str, Any], model: str) -> di
     }
     for scheme in ("lofo", "run-kfold"):
         if pooled.get(scheme):
-            row[scheme] = {k: pooled[scheme][k] for k in ("window", "trace", "alert_latency", "noise")}
+            row[scheme] = {k: pooled[scheme][k] for k in ("window", "trace", "alert_latency", "alert_rate", "noise")}
             row[scheme] |= failures(pooled[scheme]["runs"])
     return row
 

@@ -1,7 +1,9 @@
 """Write an evaluation report as JSON (everything), Markdown (the tables people read) and PNG plots.
 
 ``write_report(report, DIR, name)`` writes ``DIR/name.json``, ``DIR/name.md`` and ``DIR/name-*.png``
-(``minerlens_training.plots``), the Markdown linking the figures by relative path.
+(``minerlens_training.plots``), the Markdown linking the figures by relative path. The sections about
+generalization (trace level under the scorer's alert policy, alerts per benign pod-hour, implementations
+held out, benign families one by one) are in ``report_generalization``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from minerlens_training import report_generalization as gen
+from minerlens_training.report_format import scheme_label
+from minerlens_training.report_format import table as _table
+
 REPORT_NAME = "evaluation"
 JSON_NAME = f"{REPORT_NAME}.json"
 MD_NAME = f"{REPORT_NAME}.md"
 _CALIBRATION = {
     "train": "training benign windows",
     "oof": "out-of-fold (grouped by run) scores of the training benign windows",
+    "oof-family": "out-of-fold (grouped by family) scores of the training benign windows",
 }
 WINDOW_COLS = ("accuracy", "log_loss", "f1", "precision", "recall", "kappa", "roc_auc", "fpr")
 
@@ -34,98 +41,52 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def render_markdown(report: dict[str, Any], figures: dict[str, str] | None = None) -> str:
     """The Markdown report; ``figures`` maps a plot name (``roc``, ``families``, ``noise``, ``paper``) to its
     file name next to the Markdown."""
     figs = figures or {}
     cfg, ds = report["config"], report["dataset"]
-    pol = cfg["alert_policy"]
+    view = " (order-only view: timestamps, resource samples and fd kinds dropped)" if ds.get("order_only") else ""
+    procs = f", {ds['process_windows']} of them process windows" if ds.get("process_windows") else ""
     out = [
         "# minerlens evaluation",
         "",
         f"Dataset `{ds['source']}` (manifest sha256 `{ds['manifest_sha256'][:16]}…`), window policy "
-        f"`{json.dumps(ds['window_policy'])}`, {ds['windows']} windows ({ds['miner_windows']} miner) from "
-        f"{len(ds['runs'])} runs. Threshold: benign-window FPR ≤ {cfg['fpr']} on the "
-        f"{_CALIBRATION[cfg.get('calibration', 'train')]} of each split. "
-        f"Trace alert: {pol['k']} of the last {pol['n']} windows over the threshold.",
+        f"`{json.dumps(ds['window_policy'])}`{view}, {ds['windows']} windows ({ds['miner_windows']} miner{procs}) "
+        f"from {len(ds['runs'])} runs. Threshold: benign-window FPR ≤ {cfg['fpr']} on the "
+        f"{_CALIBRATION[cfg.get('calibration', 'train')]} of each split's training part (never on its test part).",
         "",
     ]
+    out += gen.splits_section(report)
     out += _models_section(report)
     out += [
         "## Pooled results (window level)",
         "",
-        "Each window is scored once, by the model of the split that held it out (LOFO: its family; run "
-        "k-fold: its run); `leaky-random` is the paper-style random 70/30 split of windows, for contrast.",
+        "Pod windows. Each window is scored once, by the model of the split that held it out (its family, its "
+        "implementation or its run). The `random 70/30 (leaks)` rows are the paper-style random split of windows, "
+        "for contrast only: windows of one run sit on both sides.",
         "",
     ]
     rows = []
     for model, schemes in report["pooled"].items():
         for scheme, res in schemes.items():
             if res:
-                rows.append([model, scheme, *(res["window"].get(c) for c in WINDOW_COLS), int(res["window"]["n"])])
+                w = res["window"]
+                rows.append([model, scheme_label(scheme), *(w.get(c) for c in WINDOW_COLS), int(w["n"])])
     out += [_table(["model", "split", *WINDOW_COLS, "windows"], rows), ""]
     out += _figure(figs, "roc", "ROC curves of the pooled window scores")
-    out += ["## Pooled results (trace level)", ""]
-    rows = []
-    for model, schemes in report["pooled"].items():
-        for scheme, res in schemes.items():
-            if res and res["trace"]["runs"]:
-                t = res["trace"]
-                lat = res.get("alert_latency") or {}
-                rows.append(
-                    [
-                        model,
-                        scheme,
-                        t["recall"],
-                        t["fpr"],
-                        t["precision"],
-                        t["accuracy"],
-                        int(t["miner_runs"]),
-                        int(t["benign_runs"]),
-                        int(t["miner_runs_too_short"]),
-                        lat.get("median_seconds", lat.get("median_windows")),
-                    ]
-                )
-    out += [
-        _table(
-            [
-                "model",
-                "split",
-                "recall",
-                "FPR",
-                "precision",
-                "accuracy",
-                "miner runs",
-                "benign runs",
-                "miner runs < k windows",
-                "median time to alert (s, or windows)",
-            ],
-            rows,
-        ),
-        "",
-    ]
+    out += gen.trace_section(report)
+    out += gen.alert_rate_section(report)
+    out += gen.implementation_section(report)
+    out += gen.families_section(report)
+    out += _figure(figs, "families", "Share of each held-out family's windows over the threshold, per model")
+    out += gen.process_section(report)
     out += _failures_section(report)
-    out += _lofo_sections(report, figs)
     out += _group_sections(report, "noise", "Recall by injected-noise share (miners)")
     out += _group_sections(report, "throttle", "Recall on throttled miners")
     out += _figure(figs, "noise", "Miner recall by injected noise and throttling (LOFO)")
     out += _group_sections(report, "variants", "Recall by miner variant")
+    out += gen.latency_section(report)
     out += _paper_section(report, figs)
     out += _window_section(report)
     return "\n".join(out) + "\n"
@@ -136,7 +97,7 @@ def _failures_section(report: dict[str, Any]) -> list[str]:
 
     out = ["## Where each model fails (trace level)", ""]
     for model, schemes in report["pooled"].items():
-        for scheme in ("lofo", "run-kfold"):
+        for scheme in ("lofo", "impl-out", "run-kfold"):
             runs = (schemes.get(scheme) or {}).get("runs")
             if not runs:
                 continue
@@ -325,47 +286,15 @@ def _window_section(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _lofo_sections(report: dict[str, Any], figs: dict[str, str]) -> list[str]:
-    out = ["## Leave-one-family-out, per held-out family", ""]
-    out += _figure(figs, "families", "Share of each held-out family's windows over the threshold, per model")
-    for model in report["pooled"]:
-        splits = [s for s in report["splits"] if s["model"] == model and s["scheme"] == "lofo"]
-        fams = {f["family"]: f for f in report["pooled"][model].get("lofo", {}).get("families", [])}
-        rows = []
-        for s in splits:
-            w, f = s["window"], fams.get(s["heldout"], {})
-            rows.append(
-                [
-                    s["heldout"],
-                    s["heldout_label"],
-                    s["counterpart"],
-                    f.get("windows"),
-                    f.get("flagged_share"),
-                    f"{f.get('runs_alerted', 0)}/{f.get('runs', 0)}",
-                    *(w.get(c) for c in WINDOW_COLS),
-                ]
-            )
-        out += [
-            f"### {model}",
-            "",
-            "`flagged` is the share of the held-out family's windows over the threshold (its FPR if benign, its "
-            "recall if miner); the metric columns are for the whole test set (held-out family + counterpart).",
-            "",
-            _table(["held out", "label", "counterpart", "windows", "flagged", "runs alerted", *WINDOW_COLS], rows),
-            "",
-        ]
-    return out
-
-
 def _group_sections(report: dict[str, Any], key: str, title: str) -> list[str]:
     rows = []
     for model, schemes in report["pooled"].items():
-        for scheme in ("lofo", "run-kfold"):
-            for g in schemes.get(scheme, {}).get(key, []):
+        for scheme in ("lofo", "impl-out", "run-kfold"):
+            for g in (schemes.get(scheme) or {}).get(key, []):
                 rows.append(
                     [
                         model,
-                        scheme,
+                        scheme_label(scheme),
                         g["group"],
                         g["runs"],
                         g["windows"],
@@ -374,6 +303,8 @@ def _group_sections(report: dict[str, Any], key: str, title: str) -> list[str]:
                         g["runs_without_windows"],
                     ]
                 )
+    if not rows:
+        return []
     header = ["model", "split", "group", "runs", "windows", "window recall", "trace recall", "runs without windows"]
     return [f"## {title}", "", _table(header, rows), ""]
 

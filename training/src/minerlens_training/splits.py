@@ -1,16 +1,23 @@
-"""Train/test splits that never put windows of one run (or one held-out family) on both sides.
+"""Train/test splits that never put windows of one run (or of one held-out family / implementation) on both sides.
 
-* ``lofo_splits`` (leave-one-family-out): for each benign family ``b`` (sorted by name, index ``i``)
-  the test set is ``b`` plus the miner family ``miner_families[i % M]``; for each miner family ``m``
-  (index ``j``) it is ``m`` plus the benign family ``benign_families[j % B]``. Training uses every
-  other family. So each split holds out exactly one benign and one miner family, both classes are in
-  test, and the pairing is fixed by sorted names (deterministic, no randomness).
+Every split is defined on **runs** (``test_runs``; runs without windows still count at trace level) and
+the windows follow their run, so no run is ever on both sides.
+
+* ``lofo_splits`` (leave-one-family-out): one split per family, benign and miner alike, sorted by label
+  then name; the test set is that family's runs, training is every other run (all other families of
+  both labels). With ``folds=K`` the families of each label are dealt round-robin (sorted by name) into
+  K groups and split ``i`` holds out benign group ``i`` and miner group ``i`` together: every family is
+  still held out exactly once, by a model that saw fewer families (cheaper: K splits instead of one per
+  family; stricter, not looser).
+* ``implementation_splits`` (leave-one-miner-implementation-out): for each miner implementation
+  (versions folded: ``xmrig-6.16.0`` -> ``xmrig``) the test set is every miner run of it **plus one
+  group of benign families**: the benign families, sorted by name, are dealt round-robin into as many
+  groups as there are implementations, and split ``j`` holds out group ``j``. So the model that scores
+  XMRig has never seen an XMRig run nor the benign families it is tested on; every run is tested
+  exactly once. Empty when the dataset has fewer than two implementations.
 * ``run_kfold_splits``: ``StratifiedGroupKFold`` over runs (groups = run id), shuffled with a fixed seed.
 * ``leaky_random_split``: the paper's setup, a stratified random 70/30 split over **windows**; windows of
   one run land on both sides. Only for contrast: it measures memorisation of runs, not detection.
-
-Splits are defined on runs (``test_runs``) as well as windows, so runs without windows still count at
-trace level.
 """
 
 from __future__ import annotations
@@ -25,7 +32,13 @@ from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 from minerlens_training.datasets import MINER, Dataset
 
 I64 = npt.NDArray[np.int64]
-Scheme = Literal["lofo", "run-kfold", "leaky-random"]
+Scheme = Literal["lofo", "impl-out", "run-kfold", "leaky-random"]
+SCHEME_TITLES: dict[str, str] = {
+    "lofo": "leave-one-family-out",
+    "impl-out": "leave-one-miner-implementation-out",
+    "run-kfold": "runs held out (k-fold)",
+    "leaky-random": "paper-style random 70/30 split of windows (leaks)",
+}
 
 
 @dataclass(frozen=True)
@@ -38,10 +51,10 @@ class Split:
     test_runs: tuple[int, ...]
     """indices into ``Dataset.runs`` whose every window is in ``test`` (empty for the leaky split)"""
     heldout: str = ""
-    """LOFO: the family this split is about"""
+    """the families (LOFO) or the implementation (impl-out) this split holds out, comma-separated"""
     heldout_label: str = ""
     counterpart: str = ""
-    """LOFO: the family of the other label held out with it"""
+    """impl-out: the benign families held out with the implementation; LOFO with folds: the benign group"""
 
 
 def _rows_of_runs(ds: Dataset, runs: set[int]) -> I64:
@@ -54,17 +67,64 @@ def _split_by_runs(ds: Dataset, scheme: Scheme, name: str, test_runs: set[int], 
     return Split(scheme, name, train.astype(np.int64), test.astype(np.int64), tuple(sorted(test_runs)), **kw)
 
 
-def lofo_splits(ds: Dataset) -> list[Split]:
+def _deal(items: list[str], k: int) -> list[list[str]]:
+    """``items`` (sorted) dealt round-robin into ``k`` groups."""
+    return [items[i::k] for i in range(k)]
+
+
+def lofo_splits(ds: Dataset, folds: int = 0) -> list[Split]:
+    """One split per family (``folds=0``), or ``folds`` splits each holding out a group of families per label."""
     benign, miners = ds.families("benign"), ds.families(MINER)
-    if not benign or not miners:
-        return []
     out: list[Split] = []
-    pairs = [(b, "benign", miners[i % len(miners)]) for i, b in enumerate(benign)]
-    pairs += [(m, MINER, benign[j % len(benign)]) for j, m in enumerate(miners)]
-    for fam, label, other in pairs:
-        test_runs = {i for i, r in enumerate(ds.runs) if r.family in (fam, other)}
+    if folds <= 0:
+        for fam, label in [(b, "benign") for b in benign] + [(m, MINER) for m in miners]:
+            test_runs = {i for i, r in enumerate(ds.runs) if r.family == fam}
+            out.append(_split_by_runs(ds, "lofo", f"lofo:{fam}", test_runs, heldout=fam, heldout_label=label))
+        return out
+    k = max(1, min(folds, max(len(benign), len(miners))))
+    b_groups, m_groups = _deal(benign, k), _deal(miners, k)
+    for i in range(k):
+        fams = set(b_groups[i]) | set(m_groups[i])
+        if not fams:
+            continue
+        test_runs = {j for j, r in enumerate(ds.runs) if r.family in fams}
         out.append(
-            _split_by_runs(ds, "lofo", f"lofo:{fam}", test_runs, heldout=fam, heldout_label=label, counterpart=other)
+            _split_by_runs(
+                ds,
+                "lofo",
+                f"lofo-fold-{i + 1}",
+                test_runs,
+                heldout=",".join(sorted(fams)),
+                heldout_label="both" if b_groups[i] and m_groups[i] else ("benign" if b_groups[i] else MINER),
+                counterpart=",".join(b_groups[i]),
+            )
+        )
+    return out
+
+
+def implementation_splits(ds: Dataset) -> list[Split]:
+    """Leave one miner implementation out, with a group of benign families held out beside it (module docstring)."""
+    impls = ds.implementations()
+    if len(impls) < 2:
+        return []
+    groups = _deal(ds.families("benign"), len(impls))
+    out = []
+    for impl, fams in zip(impls, groups, strict=True):
+        test_runs = {
+            i
+            for i, r in enumerate(ds.runs)
+            if (r.label == MINER and r.implementation_group == impl) or (r.label != MINER and r.family in fams)
+        }
+        out.append(
+            _split_by_runs(
+                ds,
+                "impl-out",
+                f"impl-out:{impl}",
+                test_runs,
+                heldout=impl,
+                heldout_label=MINER,
+                counterpart=",".join(fams),
+            )
         )
     return out
 
@@ -87,3 +147,21 @@ def leaky_random_split(ds: Dataset, test_size: float = 0.3, seed: int = 0) -> Sp
     rows = np.arange(len(ds), dtype=np.int64)
     train, test = train_test_split(rows, test_size=test_size, random_state=seed, stratify=ds.y)
     return Split("leaky-random", "leaky-random-70/30", np.sort(train), np.sort(test), ())
+
+
+def capped_rows(ds: Dataset, rows: I64, cap: int) -> I64:
+    """At most ``cap`` rows per (run, pod/process kind) of ``rows``, evenly spaced in each group's order
+    (``cap <= 0``: all). Used for *training* rows only; every test window is scored."""
+    if cap <= 0 or rows.size == 0:
+        return rows
+    key = ds.run[rows] * 2 + ds.is_process[rows].astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    sorted_rows, sorted_key = rows[order], key[order]
+    bounds = np.flatnonzero(np.diff(sorted_key)) + 1
+    keep: list[I64] = []
+    for group in np.split(sorted_rows, bounds):
+        if group.size <= cap:
+            keep.append(group)
+        else:
+            keep.append(group[np.unique(np.linspace(0, group.size - 1, cap).round().astype(np.int64))])
+    return np.sort(np.concatenate(keep)).astype(np.int64)

@@ -16,11 +16,12 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 from minerlens_core.features import FeatureSpec
+from minerlens_core.features.describe import SUMMARY_BENIGN
 from minerlens_core.models import ArtifactManifest, Background
 from minerlens_core.schemas.explanations import Contribution, Direction, Explanation, Method
 from minerlens_core.schemas.windows import ModelRef
 
-from minerlens_training.explain.wording import FeatureWording, WindowIds
+from minerlens_training.explain.wording import FeatureWording, WindowDescriber, WindowIds
 
 F64 = npt.NDArray[np.float64]
 SUMMARY_ITEMS = 3
@@ -62,6 +63,16 @@ class WindowExplainer(ABC):
         self.threshold = float(manifest.threshold)
         self.wording = FeatureWording(spec)
         self._index = {n: i for i, n in enumerate(spec.names)}
+        benign: dict[str, tuple[float, float]] = {}
+        if background is not None and tuple(background.feature_names) == tuple(spec.names):
+            for name in SUMMARY_BENIGN:
+                j = self._index.get(name)
+                lo, hi = (
+                    (None, None) if j is None else (finite(background.benign_p05[j]), finite(background.benign_p95[j]))
+                )
+                if lo is not None and hi is not None:
+                    benign[name] = (lo, hi)
+        self.describer = WindowDescriber(spec.names, spec, benign)
 
     @property
     def input_kind(self) -> str:
@@ -85,10 +96,12 @@ class WindowExplainer(ABC):
             raise ValueError(msg)
         started = time.perf_counter()
         arr = np.asarray(x)
-        context = WindowIds(ids, self.spec) if ids is not None else None
+        vector = arr if self.input_kind == "features" and arr.size == self.spec.dim else None
+        context = WindowIds(ids, self.spec, vector=vector) if ids is not None or vector is not None else None
         score, base, contributions, params = self._explain(arr, top, context)
         score = float(np.clip(score, 0.0, 1.0))
         miner = score > self.threshold
+        behaviour = self.describer.summary(vector, ids=ids) if vector is not None else ""
         return Explanation(
             method=self.method,
             model=self.ref,
@@ -98,7 +111,7 @@ class WindowExplainer(ABC):
             miner=miner,
             base_value=finite(base),
             contributions=contributions,
-            summary=self.summary(window_id, score, miner, contributions, params),
+            summary=self.summary(window_id, score, miner, contributions, params, behaviour=behaviour),
             params={"unit": self.unit, **params},
             cost_ms=(time.perf_counter() - started) * 1000.0,
         )
@@ -123,7 +136,7 @@ class WindowExplainer(ABC):
         v = finite(value)
         return Contribution(
             feature=name,
-            label=self.wording.label(name),
+            label=self.wording.label(name, context),
             value=v,
             baseline=median,
             contribution=float(contribution),
@@ -161,8 +174,11 @@ class WindowExplainer(ABC):
         miner: bool,
         contributions: Sequence[Contribution],
         params: dict[str, str | int | float | bool] | None = None,
+        *,
+        behaviour: str = "",
     ) -> str:
-        """One paragraph: score and decision, what pushed toward miner, what toward benign, the method."""
+        """One paragraph: score and decision, the window's behaviour (feature models), what pushed toward
+        miner, what toward benign, the method."""
         m = self.manifest
         what = f"window {window_id}" if window_id else "this window"
         noun = "anomaly score" if m.kind_of_score == "anomaly score" else "miner score"
@@ -174,6 +190,8 @@ class WindowExplainer(ABC):
             f"({decision}: the threshold is "
             f"{self.threshold:.3f}, tuned for {m.threshold_fpr:.1%} false positives on benign windows)."
         ]
+        if behaviour:
+            parts.append(f"Behaviour: {behaviour}")
         for direction, words in (("toward_miner", "Toward miner"), ("toward_benign", "Toward benign")):
             items = [c.text or c.feature for c in contributions if c.direction == direction][:SUMMARY_ITEMS]
             if items:
