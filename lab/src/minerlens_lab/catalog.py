@@ -20,14 +20,21 @@ def catalog() -> dict[str, Workload]:
     return out
 
 
-def select(pattern: str | None) -> list[Workload]:
-    """Workloads whose name, family or label matches a comma-separated list of glob patterns."""
-    all_ = catalog()
-    if not pattern:
-        return list(all_.values())
-    pats = [p.strip() for p in pattern.split(",") if p.strip()]
+def select(pattern: str | None, subset: str | None = None) -> list[Workload]:
+    """Workloads whose name, family or label matches a comma-separated list of glob patterns (all when
+    ``pattern`` is empty), and that belong to ``subset`` when one is given (``ci``...)."""
+    return filter_workloads(list(catalog().values()), pattern, subset)
+
+
+def filter_workloads(workloads: list[Workload], pattern: str | None, subset: str | None = None) -> list[Workload]:
+    pats = [p.strip() for p in (pattern or "").split(",") if p.strip()]
     return [
         w
-        for w in all_.values()
-        if any(fnmatch.fnmatch(w.name, p) or fnmatch.fnmatch(w.family, p) or w.label == p for p in pats)
+        for w in workloads
+        if (not pats or any(fnmatch.fnmatch(w.name, p) or fnmatch.fnmatch(w.family, p) or w.label == p for p in pats))
+        and (subset is None or subset in w.subsets)
     ]
+
+
+def subsets(workloads: list[Workload]) -> set[str]:
+    return {s for w in workloads for s in w.subsets}

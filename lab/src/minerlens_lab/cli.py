@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import signal
 from pathlib import Path
 from types import FrameType
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
 from rich.table import Table
 
 from minerlens_lab.manifest import RunRecord, verify
@@ -22,100 +21,141 @@ console = Console(stderr=True)
 lab_app = typer.Typer(help="The workload lab: real miners and benign programs captured as pods.", no_args_is_help=True)
 
 
-def _catalog(pattern: str | None = None) -> list[Workload]:
-    from minerlens_lab.catalog import select
+def _catalog(pattern: str | None = None, subset: str | None = None) -> list[Workload]:
+    from minerlens_lab.catalog import filter_workloads, select
 
     try:
-        return select(pattern)
+        return select(pattern, subset)
     except ImportError as exc:  # e.g. the miners' optional dependencies are not installed
         console.print(f"[yellow]warning:[/] miner workloads unavailable ({exc}); benign workloads only")
     from minerlens_lab.benign import benign_workloads
 
-    pats = [p.strip() for p in (pattern or "*").split(",") if p.strip()]
-    return [
-        w
-        for w in benign_workloads()
-        if any(fnmatch.fnmatch(w.name, p) or fnmatch.fnmatch(w.family, p) or w.label == p for p in pats)
-    ]
+    return filter_workloads(benign_workloads(), pattern, subset)
+
+
+WorkloadsOpt = Annotated[
+    str | None, typer.Option(help="comma-separated globs on name/family, or a label (miner|benign)")
+]
+SubsetOpt = Annotated[str | None, typer.Option(help="only the workloads of this named subset (e.g. ci)")]
 
 
 @lab_app.command("list")
-def list_cmd(
-    workloads: Annotated[str | None, typer.Option(help="comma-separated globs on name/family, or a label")] = None,
-) -> None:
-    """The catalog: name, family, label, variant and whether it can run here."""
-    table = Table("name", "family", "label", "variant", "available", "description")
-    for w in _catalog(workloads):
+def list_cmd(workloads: WorkloadsOpt = None, subset: SubsetOpt = None) -> None:
+    """The catalog: name, family, label, variant, runs x seconds of a full run, whether it can run here."""
+    from minerlens_lab.runner import LabOptions, run_repeats, run_seconds
+
+    defaults = LabOptions(out=Path())
+    table = Table("name", "family", "label", "variant", "runs", "s", "available", "description")
+    for w in _catalog(workloads, subset):
         missing = missing_requirements(w)
         table.add_row(
             w.name,
             w.family,
             w.label,
             w.variant,
+            str(run_repeats(w, defaults)),
+            f"{run_seconds(w, defaults):.0f}",
             "[green]yes[/]" if not missing else f"[yellow]missing: {', '.join(missing)}[/]",
             w.description,
         )
-    Console(width=200).print(table)
+    Console(width=220).print(table)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _hms(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
 @lab_app.command("run")
 def run_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="dataset directory (traces/ + manifest.json/.csv)")],
-    workloads: Annotated[
-        str | None, typer.Option(help="comma-separated globs on name/family, or a label (miner|benign)")
+    workloads: WorkloadsOpt = None,
+    subset: SubsetOpt = None,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=0.5, help="capture length of every run (default: each workload's own; 20 s benign, 60 s miner)"
+        ),
     ] = None,
-    seconds: Annotated[float, typer.Option(help="capture length of each run")] = 10.0,
     miner_seconds: Annotated[
-        float | None, typer.Option(help="capture length for miners (they make few syscalls/s); default --seconds")
+        float | None, typer.Option(min=0.5, help="capture length for miners (default: --seconds, else their own)")
     ] = None,
-    repeat: Annotated[int, typer.Option(min=1, help="runs per workload")] = 1,
+    repeat: Annotated[
+        int | None, typer.Option(min=1, help="runs per workload (default: each workload's own, at least 2)")
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="threads per workload (default: all cores)")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="built binaries and inputs, kept across runs")] = None,
     source: Annotated[str, typer.Option(help="capture source: auto|tracefs|strace")] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the dataset in --out: keep its verified ok runs, redo the rest")
+    ] = False,
 ) -> None:
-    """Run workloads as pods, capture their syscalls, write labelled traces and a manifest."""
-    from minerlens_lab.runner import LabOptions, RunHooks, run_lab
+    """Run workloads as pods, capture their syscalls, write labelled traces and a manifest (after every run)."""
+    from minerlens_lab.runner import LabOptions, PlannedRun, Progress, RunHooks, run_lab
 
-    selected = _catalog(workloads)
+    selected = _catalog(workloads, subset)
     if not selected:
-        console.print(f"[red]no workload matches {workloads!r}[/]")
+        console.print(f"[red]no workload matches {workloads!r}{f' in subset {subset!r}' if subset else ''}[/]")
         raise typer.Exit(2)
+    pattern = ",".join(x for x in (workloads or "", f"subset={subset}" if subset else "") if x) or None
     opts = LabOptions(
-        out=out, seconds=seconds, miner_seconds=miner_seconds, repeat=repeat, source_kind=source, pattern=workloads
+        out=out,
+        seconds=seconds,
+        miner_seconds=miner_seconds,
+        repeat=repeat,
+        source_kind=source,
+        pattern=pattern,
+        resume=resume,
     )
     if threads is not None:
         opts.threads = threads
     if cache_dir is not None:
         opts.cache_dir = cache_dir
     signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up pods and servers on SIGTERM as on Ctrl-C
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    task = progress.add_task("lab", total=len(selected) * repeat)
 
-    def finished(r: RunRecord) -> None:
+    def planned(runs: list[PlannedRun], total_s: float, kept: int) -> None:
+        skipped = sorted({r.workload.name for r in runs if r.missing})
+        capture = sum(r.seconds for r in runs if not r.missing)
+        console.print(
+            f"plan: {len(runs)} runs of {len({r.workload.name for r in runs})} workloads,"
+            f" {_hms(capture)} of capture, about {_hms(total_s)} in all"
+            + (f" ({kept} ok runs kept from {out})" if resume else ""),
+            soft_wrap=True,
+            highlight=False,
+            markup=False,
+        )
+        if skipped:
+            console.print(f"[yellow]skipped[/] (missing requirements): {', '.join(skipped)}", soft_wrap=True)
+
+    def started(run: PlannedRun, p: Progress) -> None:
+        console.print(
+            f"\\[{p.index}/{p.total}] {run.workload.name} r{run.repeat} ({run.seconds:.0f} s)"
+            f"  elapsed {_hms(p.elapsed_s)}  ETA {_hms(p.eta_s)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+    def finished(r: RunRecord, p: Progress) -> None:
         colour = {"ok": "green", "failed": "red", "skipped": "yellow"}[r.status]
-        detail = f"{r.syscalls_per_s:,.0f} syscalls/s" if r.status == "ok" else r.error
-        progress.console.print(f"[{colour}]{r.status:7}[/] {r.workload} r{r.repeat}: {detail}")
-        progress.advance(task)
+        detail = r.error
+        if r.status == "ok":
+            cores = "" if r.cpu_cores is None else f", {r.cpu_cores:.2f} cores"
+            detail = f"{r.syscalls_per_s:,.0f} syscalls/s{cores}"
+        console.print(
+            f"[{colour}]{r.status:7}[/] {r.workload} r{r.repeat}: {escape(detail)}"
+            f"  \\[{p.index}/{p.total}, elapsed {_hms(p.elapsed_s)}, ETA {_hms(p.eta_s)}]",
+            soft_wrap=True,
+            highlight=False,
+        )
 
-    hooks = RunHooks(
-        started=lambda w, k: progress.update(task, description=f"{w.name} r{k}"),
-        finished=finished,
-    )
     try:
-        with progress:
-            manifest = run_lab(selected, opts, hooks)
+        manifest = run_lab(selected, opts, RunHooks(planned=planned, started=started, finished=finished))
     except KeyboardInterrupt:
-        console.print(f"[yellow]interrupted[/]: the manifest in {out} lists the runs that finished")
+        console.print(f"[yellow]interrupted[/]: the manifest in {out} lists the runs that finished; --resume continues")
         raise typer.Exit(130) from None
     _summary(manifest.runs)
     counts = manifest.counts()

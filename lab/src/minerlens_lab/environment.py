@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
-from minerlens_lab.requirements import PYTHON_PREFIX
+from minerlens_lab.requirements import is_executable
 
 # how to ask a tool its version when ``--version`` is not it
 _VERSION_FLAGS: dict[str, list[str]] = {
@@ -19,6 +19,8 @@ _VERSION_FLAGS: dict[str, list[str]] = {
     "ffmpeg": ["-version"],
     "wrk": ["-v"],
     "memcached": ["-V"],
+    "go": ["version"],
+    "openssl": ["version"],
 }
 ALWAYS = ("gcc", "make", "redis-server", "nginx", "memcached")
 PYTHON_PACKAGES = ("minerlens-core", "minerlens-collector", "minerlens-lab", "numpy", "pyarrow", "torch")
@@ -41,7 +43,7 @@ def tool_version(exe: str, timeout_s: float = 5.0) -> str | None:
 
 def tool_versions(requirements: Iterable[str]) -> dict[str, str]:
     """Versions of the executables the workloads require, plus a few that always matter."""
-    exes = sorted({r for r in [*ALWAYS, *requirements] if not r.startswith(PYTHON_PREFIX)})
+    exes = sorted({r for r in [*ALWAYS, *requirements] if is_executable(r)})
     out: dict[str, str] = {}
     for exe in exes:
         version = tool_version(exe)

@@ -42,6 +42,8 @@ class RunRecord(BaseModel):
     family: str
     label: str
     variant: str = ""
+    implementation: str = ""
+    """for miners, the miner implementation (``xmrig-6.16.0``, ``minerlens-c``...); empty for benign runs"""
     repeat: int = Field(ge=1)
     status: Status
     error: str = ""
@@ -116,6 +118,7 @@ CSV_COLUMNS = [
     "family",
     "label",
     "variant",
+    "implementation",
     "repeat",
     "status",
     "error",
@@ -169,14 +172,36 @@ def verify(directory: Path) -> list[str]:
         return [f"{directory / MANIFEST_JSON}: unreadable manifest: {exc}"]
     problems: list[str] = []
     listed: set[str] = set()
+    seen: set[tuple[str, int]] = set()
     for r in manifest.runs:
         problems += _verify_run(directory, r)
+        if (r.workload, r.repeat) in seen:
+            problems.append(f"{r.workload} r{r.repeat}: listed more than once")
+        seen.add((r.workload, r.repeat))
         if r.file:
             listed.add(r.file)
-    traces = directory / TRACES_DIR
-    present = {f"{TRACES_DIR}/{p.name}" for p in traces.glob("*.parquet")} if traces.is_dir() else set()
-    problems += [f"{name}: trace file not in the manifest" for name in sorted(present - listed)]
+    problems += [f"{name}: trace file not in the manifest" for name in sorted(trace_files(directory) - listed)]
     return problems
+
+
+def trace_files(directory: Path) -> set[str]:
+    """The trace files present in a dataset directory, as manifest ``file`` values."""
+    traces = Path(directory) / TRACES_DIR
+    return {f"{TRACES_DIR}/{p.name}" for p in traces.glob("*.parquet")} if traces.is_dir() else set()
+
+
+def reusable_runs(directory: Path) -> tuple[Manifest | None, list[RunRecord]]:
+    """For resuming a dataset: its manifest (None when there is none, or it is unreadable) and the ok runs
+    whose trace file verifies (each workload x repeat once)."""
+    try:
+        manifest = load_manifest(Path(directory))
+    except (OSError, ValueError):
+        return None, []
+    kept: dict[tuple[str, int], RunRecord] = {}
+    for r in manifest.runs:
+        if r.status == "ok" and (r.workload, r.repeat) not in kept and not _verify_run(Path(directory), r):
+            kept[(r.workload, r.repeat)] = r
+    return manifest, list(kept.values())
 
 
 def _verify_run(directory: Path, r: RunRecord) -> list[str]:

@@ -1,10 +1,14 @@
 """The lab runner: every selected workload x repeat, captured as a pod into ``DIR/traces``, with a manifest.
 
-Per run: requirements (missing -> ``skipped``), ``prepare``, capture (``capture_command``; its
+A *plan* lists the runs first: each workload's ``repeats`` and capture ``seconds`` (or the runner's
+defaults, or the options' overrides), so that the total is known, printed and turned into an ETA as the
+runs go. Per run: requirements (missing -> ``skipped``), ``prepare``, capture (``capture_command``; its
 ``on_start`` starts ``drive`` in a thread, stopped ``stop_margin`` before the end), ``check``,
 ``cleanup``. A failing run is recorded (``failed`` + error) and the others go on. The pod's processes
 and cgroups are removed by the capture, the drive's processes when ``stop`` is set, the run's work
-directory afterwards - also on an exception or Ctrl-C. The manifest is rewritten after every run.
+directory afterwards - also on an exception or Ctrl-C. The manifest is rewritten after every run, so an
+interrupted dataset can be resumed (``LabOptions.resume``): ok runs whose trace still verifies are kept,
+the rest are run again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +36,9 @@ from minerlens_lab.drive import drive_window
 from minerlens_lab.manifest import (
     Manifest,
     RunRecord,
+    reusable_runs,
     top_syscalls,
+    trace_files,
     trace_name,
     write_manifest,
 )
@@ -41,6 +48,14 @@ from minerlens_lab.workload import RunContext, Workload
 log = logging.getLogger(__name__)
 
 DRIVE_JOIN_S = 15.0
+DEFAULT_REPEATS = 2
+"""runs per workload when neither the options nor the workload say"""
+DEFAULT_SECONDS = 20.0
+"""capture length of a benign run when neither the options nor the workload say"""
+DEFAULT_MINER_SECONDS = 60.0
+"""capture length of a miner run: long enough for a share and a job at a realistic pool's pace"""
+RUN_OVERHEAD_S = 2.0
+"""planning estimate of each run's time outside the capture (prepare, pod set-up, check, clean-up)"""
 
 
 def default_cache_dir() -> Path:
@@ -54,23 +69,123 @@ def default_cache_dir() -> Path:
 @dataclass
 class LabOptions:
     out: Path
-    seconds: float = 10.0
+    seconds: float | None = None
+    """capture length of every run (None: the workload's ``seconds``, else ``DEFAULT_SECONDS`` /
+    ``DEFAULT_MINER_SECONDS``)"""
     miner_seconds: float | None = None
-    """capture length for miners, which make only ~20-1000 syscalls/s (None = ``seconds``)"""
-    repeat: int = 1
+    """capture length of miner runs, which make only ~20-1000 syscalls/s (None: as ``seconds``)"""
+    repeat: int | None = None
+    """runs of every workload (None: the workload's ``repeats``, else ``DEFAULT_REPEATS``)"""
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     cache_dir: Path = field(default_factory=default_cache_dir)
     source_kind: str = "auto"
     pattern: str | None = None
     """only recorded in the manifest: the selection the workloads came from"""
+    resume: bool = False
+    """continue the dataset in ``out``: keep its ok runs whose trace verifies, run the rest"""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    workload: Workload
+    repeat: int
+    seconds: float
+    """planned capture length"""
+    missing: tuple[str, ...] = ()
+    """requirements this machine lacks (the run will be recorded as skipped)"""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.workload.name, self.repeat)
+
+    @property
+    def planned_s(self) -> float:
+        """Expected wall-clock time of the run (0 when it will be skipped)."""
+        return 0.0 if self.missing else self.seconds + RUN_OVERHEAD_S
+
+
+def run_seconds(w: Workload, opts: LabOptions) -> float:
+    """The capture length of ``w``'s runs: the options' override, else the workload's, else the default."""
+    if w.label == "miner" and opts.miner_seconds:
+        return opts.miner_seconds
+    if opts.seconds:
+        return opts.seconds
+    if w.seconds:
+        return w.seconds
+    return DEFAULT_MINER_SECONDS if w.label == "miner" else DEFAULT_SECONDS
+
+
+def run_repeats(w: Workload, opts: LabOptions) -> int:
+    return opts.repeat or w.repeats or DEFAULT_REPEATS
+
+
+def plan_runs(workloads: Sequence[Workload], opts: LabOptions) -> list[PlannedRun]:
+    """Every run of a lab run, in order: each workload's repeats one after the other."""
+    out: list[PlannedRun] = []
+    for w in workloads:
+        missing = tuple(missing_requirements(w))
+        for k in range(1, run_repeats(w, opts) + 1):
+            out.append(PlannedRun(w, k, run_seconds(w, opts), missing))
+    return out
+
+
+@dataclass
+class Progress:
+    """Where a lab run stands, for progress output: run ``index`` of ``total`` (1-based)."""
+
+    index: int
+    total: int
+    elapsed_s: float
+    """wall-clock seconds since the lab run started"""
+    eta_s: float
+    """estimated seconds until the whole lab run ends"""
+    planned_s: float
+    """the plan's estimate of the whole lab run (of the runs to do), made before the first run"""
+
+
+@dataclass
+class EtaClock:
+    """Turns the plan's expected run times into an ETA, scaled by how long the finished runs really took."""
+
+    remaining_s: float
+    """planned seconds of the runs not finished yet"""
+    planned_total_s: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+    planned_done_s: float = 0.0
+    spent_s: float = 0.0
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def done(self, run: PlannedRun, took_s: float) -> None:
+        self.remaining_s = max(0.0, self.remaining_s - run.planned_s)
+        self.planned_done_s += run.planned_s
+        self.spent_s += took_s
+
+    def __post_init__(self) -> None:
+        self.planned_total_s = self.planned_total_s or self.remaining_s
+
+    def eta(self) -> float:
+        """The remaining planned time scaled by the pace measured so far (real / planned time of the
+        finished runs, bounded to 0.5-3 so that one odd run does not swing it wildly)."""
+        ratio = 1.0
+        if self.planned_done_s > 0 and self.spent_s > 0:
+            ratio = min(3.0, max(0.5, self.spent_s / self.planned_done_s))
+        return self.remaining_s * ratio
+
+    def progress(self, index: int, total: int) -> Progress:
+        return Progress(index, total, self.elapsed(), self.eta(), self.planned_total_s)
 
 
 @dataclass
 class RunHooks:
-    """Progress callbacks (the CLI's progress bar)."""
+    """Progress callbacks (the CLI's progress output)."""
 
-    started: Callable[[Workload, int], None] = lambda w, k: None
-    finished: Callable[[RunRecord], None] = lambda r: None
+    planned: Callable[[list[PlannedRun], float, int], None] = lambda runs, total_s, kept: None
+    """before the first run: the runs to do, their planned total seconds, and how many ok runs were kept
+    from the dataset being resumed (they are not in the runs to do)"""
+    started: Callable[[PlannedRun, Progress], None] = lambda run, p: None
+    finished: Callable[[RunRecord, Progress], None] = lambda record, p: None
 
 
 def new_manifest(workloads: Sequence[Workload], opts: LabOptions) -> Manifest:
@@ -84,6 +199,9 @@ def new_manifest(workloads: Sequence[Workload], opts: LabOptions) -> Manifest:
             "seconds": opts.seconds,
             "miner_seconds": opts.miner_seconds,
             "repeat": opts.repeat,
+            "default_seconds": DEFAULT_SECONDS,
+            "default_miner_seconds": DEFAULT_MINER_SECONDS,
+            "default_repeats": DEFAULT_REPEATS,
             "threads": opts.threads,
             "workloads": opts.pattern or "",
             "source": opts.source_kind,
@@ -92,19 +210,30 @@ def new_manifest(workloads: Sequence[Workload], opts: LabOptions) -> Manifest:
 
 
 def run_lab(workloads: Sequence[Workload], opts: LabOptions, hooks: RunHooks | None = None) -> Manifest:
-    """Run every workload ``opts.repeat`` times; return (and write) the manifest."""
+    """Run every planned run of ``workloads``; return (and write, after every run) the manifest."""
     hooks = hooks or RunHooks()
+    plan = plan_runs(workloads, opts)
+    order = {run.key: i for i, run in enumerate(plan)}
     manifest = new_manifest(workloads, opts)
+    if opts.resume:
+        manifest = _resumed(manifest, opts.out, order)
+    kept = {(r.workload, r.repeat) for r in manifest.runs}
+    todo = [run for run in plan if run.key not in kept]
+    clock = EtaClock(remaining_s=sum(run.planned_s for run in todo))
+    hooks.planned(todo, clock.remaining_s, len(kept))
     write_manifest(opts.out, manifest)
     try:
-        with _pool_for(workloads, opts.cache_dir) as pool, _work_root() as work_root:
-            for w in workloads:
-                for k in range(1, opts.repeat + 1):
-                    hooks.started(w, k)
-                    record = run_one(w, k, opts, work_root=work_root, pool=pool)
-                    manifest.runs.append(record)
-                    write_manifest(opts.out, manifest)
-                    hooks.finished(record)
+        selected = list({run.workload.name: run.workload for run in todo}.values())
+        with _pool_for(selected, opts.cache_dir) as pool, _work_root() as work_root:
+            for i, run in enumerate(todo, start=1):
+                t0 = time.monotonic()
+                hooks.started(run, clock.progress(i, len(todo)))
+                record = run_one(run.workload, run.repeat, opts, work_root=work_root, pool=pool, seconds=run.seconds)
+                clock.done(run, time.monotonic() - t0)
+                manifest.runs.append(record)
+                manifest.runs.sort(key=lambda r: order.get((r.workload, r.repeat), len(order)))
+                write_manifest(opts.out, manifest)
+                hooks.finished(record, clock.progress(i, len(todo)))
     except KeyboardInterrupt:
         manifest.interrupted = True
         raise
@@ -112,6 +241,18 @@ def run_lab(workloads: Sequence[Workload], opts: LabOptions, hooks: RunHooks | N
         manifest.finished_at = datetime.now(UTC)
         write_manifest(opts.out, manifest)
     return manifest
+
+
+def _resumed(fresh: Manifest, out: Path, order: dict[tuple[str, int], int]) -> Manifest:
+    """The dataset in ``out`` to continue: its ok runs whose trace verifies (and no other trace file)."""
+    previous, kept = reusable_runs(out)
+    if previous is None:
+        return fresh
+    for stale in trace_files(out) - {r.file for r in kept if r.file}:
+        (out / stale).unlink(missing_ok=True)
+    kept.sort(key=lambda r: order.get((r.workload, r.repeat), len(order)))
+    options = {**fresh.options, "resumed": int(previous.options.get("resumed", 0)) + 1}
+    return fresh.model_copy(update={"created_at": previous.created_at, "runs": kept, "options": options})
 
 
 @dataclass
@@ -147,16 +288,22 @@ def _work_root() -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool: _PoolState) -> RunRecord:
+def run_one(
+    w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool: _PoolState, seconds: float | None = None
+) -> RunRecord:
+    """One capture of ``w`` (run number ``repeat``) for ``seconds`` (default: ``run_seconds``)."""
     record = RunRecord(
         workload=w.name,
         family=w.family,
         label=w.label,
         variant=w.variant,
+        implementation=w.implementation,
         repeat=repeat,
         status="skipped",
         started_at=datetime.now(UTC),
     )
+    if w.imitates:
+        record.facts["imitates"] = w.imitates
     missing = missing_requirements(w)
     if missing:
         record.error = "missing: " + ", ".join(missing)
@@ -167,8 +314,8 @@ def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool
     workdir = work_root / f"{w.name}-r{repeat}"
     workdir.mkdir()
     workdir.chmod(0o755)
-    seconds = opts.miner_seconds if w.label == "miner" and opts.miner_seconds else opts.seconds
-    ctx = RunContext(workdir, opts.cache_dir, seconds, pool=pool.address, threads=opts.threads)
+    seconds = seconds or run_seconds(w, opts)
+    ctx = RunContext(workdir, opts.cache_dir, seconds, pool=pool.address, threads=opts.threads, repeat=repeat)
     opts.cache_dir.mkdir(parents=True, exist_ok=True)
     out = opts.out / trace_name(w.name, repeat)
     driver = _Driver(w, ctx)
@@ -194,6 +341,7 @@ def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool
         if result.events == 0:
             msg = "no syscall was captured"
             raise RuntimeError(msg)
+        ctx.cpu_seconds = record.cpu_seconds
         w.check(ctx)
         record.status = "ok"
         record.file = trace_name(w.name, repeat)
@@ -204,6 +352,9 @@ def run_one(w: Workload, repeat: int, opts: LabOptions, *, work_root: Path, pool
         record.error = f"{type(exc).__name__}: {exc}".strip()[:2000]
         record.facts["traceback"] = traceback.format_exc(limit=3)[-1500:]
         out.unlink(missing_ok=True)
+    except BaseException:  # Ctrl-C / SIGTERM mid-capture: no half-written trace is left behind
+        out.unlink(missing_ok=True)
+        raise
     finally:
         driver.stop()
         try:

@@ -17,6 +17,9 @@ from typing import Any, Literal
 
 Label = Literal["miner", "benign"]
 
+CI_SUBSET = "ci"
+"""the subset CI runs (``minerlens lab run --subset ci``): short, one or two workloads per kind"""
+
 
 @dataclass
 class RunContext:
@@ -30,6 +33,10 @@ class RunContext:
     pool: tuple[str, int] | None = None
     """the loopback stratum pool (host, port) the lab started, for miners"""
     threads: int = 2
+    repeat: int = 1
+    """which run of this workload this is (1-based): workloads vary their threads/load with it"""
+    cpu_seconds: float | None = None
+    """CPU time the pod used during the capture: set by the runner before ``check`` (None: not measured)"""
     facts: dict[str, Any] = field(default_factory=dict)
     """what ``drive``/``check`` measured, written to the manifest"""
 
@@ -53,6 +60,16 @@ class Workload(ABC):
     (checked before the run; missing -> reported as skipped, the rest of the run goes on)"""
     cpu_limit: float | None = None
     """pod CPU quota in cores (cgroup cfs quota), None = unlimited"""
+    implementation: str = ""
+    """for miners, the miner implementation (``xmrig-6.16.0``, ``minerlens-c``...); copied into the manifest"""
+    repeats: int | None = None
+    """runs of this workload in a full lab run (None: the runner's default)"""
+    seconds: float | None = None
+    """capture length of this workload in a full lab run (None: the runner's default for its label)"""
+    imitates: str = ""
+    """for benign look-alikes (hard negatives): what about a miner this workload imitates (in the facts)"""
+    subsets: tuple[str, ...] = ()
+    """named subsets this workload belongs to (``ci``: the short representative set CI runs)"""
 
     def prepare(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
         """Before capture: build, initialise. Raise to mark the workload failed."""

@@ -9,7 +9,14 @@ from __future__ import annotations
 import re
 import subprocess
 
-from minerlens_lab.benign.common import last_float, read_log, whole_seconds, with_output
+from minerlens_lab.benign.common import (
+    LOOKALIKE_REPEATS,
+    last_float,
+    read_log,
+    repeat_threads,
+    whole_seconds,
+    with_output,
+)
 from minerlens_lab.workload import RunContext, Workload
 
 FILEIO_SIZE = "256M"
@@ -28,7 +35,7 @@ class _Sysbench(Workload):
             "sysbench",
             self.test,
             *self.test_args,
-            f"--threads={ctx.threads}",
+            f"--threads={repeat_threads(ctx)}",
             f"--time={whole_seconds(ctx)}",
             "--report-interval=1",
             "run",
@@ -52,7 +59,9 @@ class _Sysbench(Workload):
 class SysbenchCpu(_Sysbench):
     name = "sysbench-cpu"
     variant = "primes-20000"
-    description = "sysbench cpu: prime numbers up to 20000, one thread per core"
+    description = "sysbench cpu: prime numbers up to 20000, one thread per core (1, 2x by repeat)"
+    repeats = LOOKALIKE_REPEATS
+    imitates = "a no-yield miner's compute: integer arithmetic on every core, almost no syscalls"
     test = "cpu"
     test_args = ("--cpu-max-prime=20000",)
 
@@ -109,7 +118,8 @@ class _StressNg(Workload):
     stressors: tuple[str, ...] = ()
 
     def command(self, ctx: RunContext) -> list[str]:
-        args = [a.replace("{threads}", str(ctx.threads)) for a in self.stressors]
+        n = repeat_threads(ctx)
+        args = [a.replace("{threads}", str(n)) for a in self.stressors]
         return [
             "stress-ng",
             *args,
@@ -140,6 +150,8 @@ class StressCryptHash(_StressNg):
     name = "stress-ng-crypt-hash"
     variant = "crypt+hash"
     description = "stress-ng --crypt (crypt(3): SHA-512, yescrypt...) and --hash (many non-cryptographic hashes)"
+    repeats = LOOKALIKE_REPEATS
+    imitates = "a miner's hashing: cryptographic and non-cryptographic hashes all day (but syscall-heavy bookkeeping)"
     stressors = ("--crypt", "{threads}", "--hash", "{threads}")
 
 

@@ -6,10 +6,12 @@ import random
 import shlex
 from pathlib import Path
 
-from minerlens_lab.benign.common import shell_loop
-from minerlens_lab.workload import RunContext, Workload
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, repeat_threads, shell_loop
+from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
 
 INPUT_MIB = 64
+MIN_BUSY_CORES = 0.25
+"""a compressor that wrote nothing yet must at least have kept this much of a core busy"""
 
 
 def generated_input(cache_dir: Path, mib: int = INPUT_MIB) -> Path:
@@ -80,11 +82,19 @@ class _Compress(Workload):
             ctx.facts["ratio"] = round((INPUT_MIB << 20) / max(1, out.stat().st_size), 2)
         partial = Path(f"{out}.tmp")
         if partial.exists():
-            # xz -T buffers whole blocks: a short run may not have written anything yet
             ctx.facts["partial_bytes_out"] = partial.stat().st_size
         elif not out.exists():
             msg = f"{self.name} never started compressing"
             raise RuntimeError(msg)
+        if ctx.cpu_seconds is not None:
+            ctx.facts["busy_cores"] = round(ctx.cpu_seconds / ctx.seconds, 3)
+        if not ctx.facts["files_compressed"] and not ctx.facts.get("partial_bytes_out"):
+            # xz -T and zstd -T buffer whole blocks: a short run may not have written a byte yet, but
+            # the compressor must at least have been busy
+            busy = ctx.facts.get("busy_cores", 0.0)
+            if busy < MIN_BUSY_CORES:
+                msg = f"{self.name} wrote nothing and was hardly busy ({busy} cores)"
+                raise RuntimeError(msg)
 
 
 class XzCompress(_Compress):
@@ -95,26 +105,49 @@ class XzCompress(_Compress):
     suffix = ".xz"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        return ["xz", f"-T{ctx.threads}", "-6", "--block-size=8MiB", "-c"]
+        return ["xz", f"-T{repeat_threads(ctx)}", "-6", "--block-size=8MiB", "-c"]
 
 
 class GzipCompress(_Compress):
     name = "gzip-compress"
-    variant = "gzip-6"
-    description = f"gzip -6 (single thread) over a {INPUT_MIB} MiB mix of logs, JSON and random bytes"
+    variant = "gzip"
+    subsets = (CI_SUBSET,)
+    description = f"gzip -6 (-1, -9 by repeat; single thread) over a {INPUT_MIB} MiB mix of logs, JSON and random bytes"
     requires = ("gzip",)
     suffix = ".gz"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        return ["gzip", "-6", "-c"]
+        level = per_repeat(ctx, ("-6", "-1", "-9"))
+        ctx.facts["level"] = level
+        return ["gzip", level, "-c"]
 
 
 class ZstdCompress(_Compress):
     name = "zstd-compress"
-    variant = "zstd-12-mt"
-    description = f"zstd -12 with one worker per core over a {INPUT_MIB} MiB mix of logs, JSON and random bytes"
+    variant = "zstd-mt"
+    description = f"zstd -12 (-3, -19 by repeat), a worker per core, over the {INPUT_MIB} MiB logs/JSON/random mix"
     requires = ("zstd",)
     suffix = ".zst"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        return ["zstd", f"-T{ctx.threads}", "-12", "-q", "-c"]
+        level = per_repeat(ctx, ("-12", "-3", "-19"))
+        ctx.facts["level"] = level
+        return ["zstd", f"-T{repeat_threads(ctx)}", level, "-q", "-c"]
+
+
+class XzExtreme(_Compress):
+    name = "xz-9e"
+    variant = "xz-9e-single-thread"
+    description = (
+        f"xz -9e (-8e, -7e by repeat), one thread, over the {INPUT_MIB} MiB input: minutes of compute per file,"
+        " a 64 MiB dictionary, a read every few milliseconds"
+    )
+    requires = ("xz",)
+    suffix = ".xz"
+    repeats = LOOKALIKE_REPEATS
+    imitates = "a single-threaded no-yield miner: one core busy, big memory working set, rare syscalls"
+
+    def compressor(self, ctx: RunContext) -> list[str]:
+        level = per_repeat(ctx, ("-9e", "-8e", "-7e"))
+        ctx.facts["level"] = level
+        return ["xz", "-T1", level, "-c"]

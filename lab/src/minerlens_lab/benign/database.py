@@ -18,11 +18,13 @@ import threading
 import time
 from pathlib import Path
 
-from minerlens_lab.benign.common import port
+from minerlens_lab.benign.common import port, setting
 from minerlens_lab.drive import Clock, run_tool
 from minerlens_lab.workload import RunContext, Workload
 
 PG_USER = "postgres"
+CLIENTS = (8, 2, 24)
+"""pgbench clients, by repeat"""
 SCALE = 5  # pgbench scale factor: 500k accounts, ~75 MB
 
 
@@ -140,7 +142,7 @@ class PgBench(Workload):
     family = "database"
     label = "benign"
     variant = "tpcb-like"
-    description = "PostgreSQL (scale 5) under pgbench's TPC-B-like read/write transactions, 8 clients"
+    description = "PostgreSQL (scale 5) under pgbench's TPC-B-like read/write transactions, 8 (2, 24) clients"
     requires = (str(pg_bindir() / "postgres"), str(pg_bindir() / "pgbench"), "setpriv")
     pgbench_args: tuple[str, ...] = ()
 
@@ -156,11 +158,13 @@ class PgBench(Workload):
         data.chmod(0o700)
 
     def command(self, ctx: RunContext) -> list[str]:
+        setting(ctx, "clients", CLIENTS)
         return _server_argv(ctx.workdir / "pgdata", ctx.workdir / "pgsock", port(ctx))
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)
         p = port(ctx)
+        clients = setting(ctx, "clients", CLIENTS)
         if not _wait_ready(p, stop, timeout_s=clock.left()):
             return
         run = run_tool(
@@ -173,9 +177,9 @@ class PgBench(Workload):
                 "-U",
                 PG_USER,
                 "-c",
-                "8",
+                str(clients),
                 "-j",
-                str(ctx.threads),
+                str(min(clients, ctx.threads)),
                 "-T",
                 str(clock.whole_seconds_left()),
                 *self.pgbench_args,
@@ -205,5 +209,5 @@ class PgBench(Workload):
 class PgBenchSelectOnly(PgBench):
     name = "postgres-pgbench-select"
     variant = "select-only"
-    description = "PostgreSQL (scale 5) under pgbench's built-in select-only script (point reads), 8 clients"
+    description = "PostgreSQL (scale 5) under pgbench's built-in select-only script (point reads), 8 (2, 24) clients"
     pgbench_args = ("-S",)

@@ -6,11 +6,11 @@ import contextlib
 import threading
 import urllib.request
 
-from minerlens_lab.benign.common import port, read_log, shell_loop
+from minerlens_lab.benign.common import per_repeat, port, read_log, repeat_threads, setting, shell_loop
 from minerlens_lab.benign.resp import redis_command, redis_info
 from minerlens_lab.benign.site import nginx_argv, nginx_config
 from minerlens_lab.drive import Clock, ticks, wait_tcp
-from minerlens_lab.workload import RunContext, Workload
+from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
 
 
 class _Probed(Workload):
@@ -21,12 +21,17 @@ class _Probed(Workload):
     def probe(self, ctx: RunContext, tick: int) -> None:
         raise NotImplementedError
 
+    def period(self, ctx: RunContext) -> float:
+        """Seconds between probes: 1, 5, 10 by repeat (kubelet's periodSeconds defaults to 10)."""
+        return setting(ctx, "probe_period_s", (self.period_s, 5 * self.period_s, 10 * self.period_s))
+
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)
         if not wait_tcp("127.0.0.1", port(ctx), stop):
             return
         ok = failed = 0
-        for tick in ticks(stop, clock, self.period_s):
+        period = self.period(ctx)
+        for tick in ticks(stop, clock, period):
             try:
                 self.probe(ctx, tick)
                 ok += 1
@@ -43,10 +48,11 @@ class _Probed(Workload):
 class IdleRedis(_Probed):
     name = "idle-redis"
     variant = "ping-1s"
-    description = "redis-server with no clients but a liveness probe (PING each second, INFO every 10 s)"
+    description = "redis-server with no clients but a liveness probe (PING every 1/5/10 s by repeat, INFO every 10th)"
     requires = ("redis-server",)
 
     def command(self, ctx: RunContext) -> list[str]:
+        self.period(ctx)
         return [
             "redis-server",
             "--port",
@@ -73,13 +79,14 @@ class IdleRedis(_Probed):
 class IdleNginx(_Probed):
     name = "idle-nginx"
     variant = "healthz-1s"
-    description = "nginx with no traffic but a liveness probe (GET /healthz each second)"
+    description = "nginx with no traffic but a liveness probe (GET /healthz every 1/5/10 s by repeat)"
     requires = ("nginx",)
 
     def prepare(self, ctx: RunContext) -> None:
-        nginx_config(ctx.workdir, port(ctx), ctx.threads)
+        nginx_config(ctx.workdir, port(ctx), repeat_threads(ctx))
 
     def command(self, ctx: RunContext) -> list[str]:
+        self.period(ctx)
         return nginx_argv(ctx.workdir, ctx.workdir / "nginx.conf")
 
     def probe(self, ctx: RunContext, tick: int) -> None:
@@ -93,14 +100,17 @@ class IdleCron(Workload):
     name = "idle-cron"
     family = "idle"
     label = "benign"
-    variant = "sleep-loop-2s"
-    description = "a cron-like shell loop: every 2 s log a heartbeat, check disk usage, prune old files, sleep"
+    variant = "sleep-loop"
+    subsets = (CI_SUBSET,)
+    description = "a cron-like shell loop: every 2 (5, 1) s log a heartbeat, check disk usage, prune old files, sleep"
 
     def command(self, ctx: RunContext) -> list[str]:
         wd = ctx.workdir
+        pause = per_repeat(ctx, (2, 5, 1))
+        ctx.facts["sleep_s"] = pause
         return shell_loop(
             f"date -u +%FT%TZ >>{wd}/heartbeat.log; df -P {wd} >/dev/null; du -s {wd} >/dev/null;"
-            f" find {wd} -name '*.old' -mmin +60 -delete; sleep 2"
+            f" find {wd} -name '*.old' -mmin +60 -delete; sleep {pause}"
         )
 
     def check(self, ctx: RunContext) -> None:

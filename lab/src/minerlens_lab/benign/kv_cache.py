@@ -8,11 +8,13 @@ import io
 import re
 import threading
 
-from minerlens_lab.benign.common import port
+from minerlens_lab.benign.common import port, repeat_threads, setting
 from minerlens_lab.benign.resp import memcached_stats, redis_info
 from minerlens_lab.drive import Clock, run_tool, wait_tcp
 from minerlens_lab.workload import RunContext, Workload
 
+REDIS_CLIENTS = (50, 10, 200)
+MEMCACHED_CONNECTIONS = (32, 8, 128)
 _REDIS_TESTS = "set,get,incr,lpush,lpop,hset,mset"
 
 
@@ -21,11 +23,12 @@ class RedisBenchmark(Workload):
     family = "kv-cache"
     label = "benign"
     variant = "no-persistence"
-    description = "redis-server (no persistence) under redis-benchmark: 50 clients, SET/GET/INCR/LPUSH/LPOP/HSET/MSET"
+    description = "redis-server (no persistence) under redis-benchmark: 50 (10, 200) clients, SET/GET/INCR/LPUSH..."
     requires = ("redis-server", "redis-benchmark")
     server_args: tuple[str, ...] = ("--save", "", "--appendonly", "no")
 
     def command(self, ctx: RunContext) -> list[str]:
+        setting(ctx, "clients", REDIS_CLIENTS)
         return [
             "redis-server",
             "--port",
@@ -47,6 +50,7 @@ class RedisBenchmark(Workload):
         if not wait_tcp("127.0.0.1", p, stop):
             return
         rounds, rps = 0, []
+        clients = setting(ctx, "clients", REDIS_CLIENTS)
         while not stop.is_set() and clock.left() > 0.5:
             run = run_tool(
                 # random keys over 100k, 256-byte values: a cache rather than one hot key
@@ -55,7 +59,7 @@ class RedisBenchmark(Workload):
                     "-p",
                     str(p),
                     "-c",
-                    "50",
+                    str(clients),
                     "-n",
                     "30000",
                     "-d",
@@ -98,10 +102,11 @@ class MemcachedMemaslap(Workload):
     family = "kv-cache"
     label = "benign"
     variant = "get90-set10"
-    description = "memcached (threads = --threads) under memaslap: 32 connections, 90% get / 10% set"
+    description = "memcached (threads by repeat) under memaslap: 32 (8, 128) connections, 90% get / 10% set"
     requires = ("memcached", "memcaslap")
 
     def command(self, ctx: RunContext) -> list[str]:
+        setting(ctx, "connections", MEMCACHED_CONNECTIONS)
         return [
             "memcached",
             "-u",
@@ -113,7 +118,7 @@ class MemcachedMemaslap(Workload):
             "-U",
             "0",
             "-t",
-            str(ctx.threads),
+            str(repeat_threads(ctx)),
             "-m",
             "256",
             "-c",
@@ -125,6 +130,7 @@ class MemcachedMemaslap(Workload):
         p = port(ctx)
         if not wait_tcp("127.0.0.1", p, stop):
             return
+        connections = setting(ctx, "connections", MEMCACHED_CONNECTIONS)
         # memaslap wants more threads than servers
         run = run_tool(
             [
@@ -134,7 +140,7 @@ class MemcachedMemaslap(Workload):
                 "-T",
                 str(max(2, ctx.threads)),
                 "-c",
-                "32",
+                str(connections),
                 "-t",
                 f"{clock.whole_seconds_left()}s",
             ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minerlens_lab.benign.common import read_log
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, read_log, repeat_threads
 from minerlens_lab.workload import RunContext, Workload
 
 
@@ -11,12 +11,19 @@ class FfmpegTranscode(Workload):
     family = "media"
     label = "benign"
     variant = "720p30-veryfast"
-    description = "ffmpeg: lavfi testsrc2 720p30 + sine audio -> libx264 veryfast + AAC, 2 s HLS segments"
+    description = (
+        "ffmpeg: lavfi testsrc2 720p30 + sine audio -> libx264 veryfast (superfast, medium by repeat) + AAC,"
+        " 2 s HLS segments"
+    )
+    repeats = LOOKALIKE_REPEATS
+    imitates = "a no-yield miner: a long-running encoder keeping every core busy, few syscalls per second"
     requires = ("ffmpeg",)
 
     def command(self, ctx: RunContext) -> list[str]:
         out = ctx.workdir / "hls"
         out.mkdir(exist_ok=True)
+        preset = per_repeat(ctx, ("veryfast", "superfast", "medium"))
+        ctx.facts["preset"] = preset
         return [
             "ffmpeg",
             "-nostdin",
@@ -36,9 +43,9 @@ class FfmpegTranscode(Workload):
             "-c:v",
             "libx264",
             "-preset",
-            "veryfast",
+            preset,
             "-threads",
-            str(ctx.threads),
+            str(repeat_threads(ctx)),
             "-c:a",
             "aac",
             "-b:a",

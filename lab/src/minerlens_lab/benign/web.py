@@ -8,10 +8,15 @@ import sys
 import threading
 from pathlib import Path
 
-from minerlens_lab.benign.common import port
+from minerlens_lab.benign.common import port, repeat_threads, setting
 from minerlens_lab.benign.site import count_lines, nginx_argv, nginx_config, request_paths, write_site
 from minerlens_lab.drive import Clock, run_tool, wait_tcp
-from minerlens_lab.workload import RunContext, Workload
+from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
+
+CONNECTIONS = (32, 8, 128)
+"""wrk's connections to nginx, by repeat"""
+CONCURRENCY = (8, 2, 32)
+"""client threads against http.server, by repeat"""
 
 # wrk picks each request's path at random from the site's weighted request mix
 _WRK_SCRIPT = """\
@@ -34,19 +39,21 @@ class NginxWrk(Workload):
     family = "web"
     label = "benign"
     variant = "static-site"
-    description = "nginx (a worker per thread, sendfile, gzip, access log) serving a static site to wrk, 32 connections"
+    description = "nginx (a worker per thread, sendfile, gzip, access log) serving a static site to wrk, 32/8/128 conns"
     requires = ("nginx", "wrk")
 
     def prepare(self, ctx: RunContext) -> None:
-        nginx_config(ctx.workdir, port(ctx), ctx.threads)
+        nginx_config(ctx.workdir, port(ctx), repeat_threads(ctx))
         _wrk_script(ctx.workdir)
 
     def command(self, ctx: RunContext) -> list[str]:
+        setting(ctx, "connections", CONNECTIONS)
         return nginx_argv(ctx.workdir, ctx.workdir / "nginx.conf")
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)
         p = port(ctx)
+        connections = setting(ctx, "connections", CONNECTIONS)
         if not wait_tcp("127.0.0.1", p, stop):
             return
         run = run_tool(
@@ -55,7 +62,7 @@ class NginxWrk(Workload):
                 "-t",
                 str(ctx.threads),
                 "-c",
-                "32",
+                str(connections),
                 "-d",
                 f"{clock.whole_seconds_left()}s",
                 "-s",
@@ -81,18 +88,21 @@ class PythonHttpServer(Workload):
     family = "web"
     label = "benign"
     variant = "threading-http1.0"
-    description = "python3 -m http.server (ThreadingHTTPServer) serving a static site to a Python HTTP client"
+    subsets = (CI_SUBSET,)
+    description = "python3 -m http.server (ThreadingHTTPServer) serving a static site to 8/2/32 Python client threads"
 
     def prepare(self, ctx: RunContext) -> None:
         write_site(ctx.workdir / "www")
 
     def command(self, ctx: RunContext) -> list[str]:
         www = str(ctx.workdir / "www")
+        setting(ctx, "concurrency", CONCURRENCY)
         return [sys.executable, "-m", "http.server", str(port(ctx)), "--bind", "127.0.0.1", "--directory", www]
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)
         p = port(ctx)
+        concurrency = setting(ctx, "concurrency", CONCURRENCY)
         if not wait_tcp("127.0.0.1", p, stop):
             return
         run = run_tool(
@@ -103,7 +113,7 @@ class PythonHttpServer(Workload):
                 "--port",
                 str(p),
                 "--concurrency",
-                "8",
+                str(concurrency),
                 "--seconds",
                 f"{max(0.3, clock.left() - 1.0):.2f}",
             ],

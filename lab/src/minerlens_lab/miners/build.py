@@ -99,6 +99,17 @@ def build_miner(cache_dir: Path) -> Path:
     return _compile(out, [cc, *flags, *map(str, sources), *libs])
 
 
+def build_program(cache_dir: Path, name: str, sources: list[Path], libs: tuple[str, ...] = ()) -> Path:
+    """A helper program (e.g. the XMRig noise companion) compiled into ``cache_dir/miners/<name>-<digest>/<name>``,
+    so that it runs under its own name (``/proc/<pid>/comm``)."""
+    cc = compiler()
+    flags = list(CFLAGS)
+    out = cache_dir / "miners" / f"{name}-{_digest(sources, [*flags, *libs], cc)}" / name
+    if out.exists():
+        return out
+    return _compile(out, [cc, *flags, *map(str, sources), *libs])
+
+
 def build_cnlike_library(cache_dir: Path) -> Path:
     """A shared library exporting ``cnlike_hash_alloc`` for the pool's share verification (ctypes)."""
     cc = compiler()

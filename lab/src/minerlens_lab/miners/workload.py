@@ -1,50 +1,62 @@
 """A miner workload: the lab's C miner, configured like one real-world miner deployment.
 
-``command`` runs the miner inside the pod against the lab's loopback pool (``ctx.pool``), logged in as
-``<workload>.<run>`` so the pool counts this run's shares apart. Variants change how it runs: threads,
-yielding, a pod CPU quota, a harmless-looking binary name, a web server it hides next to, a noise
-thread. ``check`` asks the pool for the run's shares and reads the miner's log (hash rate, huge pages).
+``command`` runs the miner inside the pod against the lab's loopback pool (``ctx.pool``; the chatty-pool
+variant starts a pool of its own), logged in as ``<workload>.<run>`` so the pool counts this run's
+shares apart, with ``start=N`` in its password: half the difficulty a miner of this speed
+converges to at the pool's 30-s share interval (vardiff corrects the estimate and ramps it up).
+Variants change how it runs: profile (XMRig or cpuminer structure), threads, yielding, a pod CPU
+quota, a harmless-looking binary name, a web server it hides next to, a noise thread. ``check`` asks
+the pool for the run's shares and reads the miner's log (hash rate, huge pages).
 """
 
 from __future__ import annotations
 
-import http.client
 import re
 import shlex
 import shutil
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from minerlens_lab.miners.build import build_miner, randomx_available
+from minerlens_lab.miners.logparse import parse_miner_log
 from minerlens_lab.miners.pow import ALGORITHMS
+from minerlens_lab.miners.webpod import WEB_PAGES, http_load
 from minerlens_lab.workload import RunContext, Workload
 
-YieldMode = Literal["none", "sched", "sleep"]
+if TYPE_CHECKING:
+    from minerlens_lab.pool import PoolThread
 
+__all__ = ["WEB_PAGES", "MinerConfig", "MinerWorkload", "http_load", "parse_miner_log"]
+
+YieldMode = Literal["none", "sched", "sleep"]
+Profile = Literal["xmrig", "cpuminer"]
+PoolProfile = Literal["realistic", "chatty"]
+
+IMPLEMENTATION = "minerlens-c"
 MIN_SECONDS_FOR_SHARES = 8.0
 """a run at least this long must have had an accepted share"""
-
-_SPEED = re.compile(r"speed \S+ ([\d.]+) H/s")
-_SUMMARY = re.compile(r"summary: hashes (\d+) in ([\d.]+) s")
-_MEMORY = re.compile(r"memory: (.+?) pages=(\w+)")
+SHARE_INTERVAL_S = 30.0
+"""the realistic pool's share interval (``minerlens_lab.pool.REALISTIC``)"""
+START_DIFF_FACTOR = 1 / 2
+"""a run starts at half the converged difficulty: its first shares come every ~15 s on a quiet machine,
+vardiff then raises it towards one share per 30 s (a real pool starts a new connection low, too)"""
+EXPECTED_HS_PER_THREAD = {"rx/0": 25.0, "cn-like": 60.0, "sha256d": 1.5e6, "scrypt": 4.0e3}
+"""rough hash rates of one thread of this lab's 2-core machine (quiet), for the start difficulty"""
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
-_WEB_PAGES = {
-    "index.html": "<!doctype html><title>shop</title><h1>Welcome</h1><a href='/products.html'>products</a>\n",
-    "products.html": "<!doctype html><ul>" + "".join(f"<li>item {i}</li>" for i in range(200)) + "</ul>\n",
-    "app.js": "console.log('ready');\n" * 200,
-}
 
 
 @dataclass(frozen=True)
 class MinerConfig:
     algo: str
-    threads: int | None = None
-    """None: ``ctx.threads``"""
-    yield_mode: YieldMode = "none"
+    threads: int | tuple[int, ...] | None = None
+    """an int, one per repeat (run k uses ``threads[(k-1) % len]``), or None: ``ctx.threads``"""
+    profile: Profile | None = None
+    """the real miner whose structure it copies (None: the algorithm's, ``xmrig`` or ``cpuminer``)"""
+    yield_mode: YieldMode | None = None
+    """None: the profile's default (XMRig yields after every hash, cpuminer never)"""
     yield_every: int | None = None
     duty: float = 0.5
     noise: float = 0.0
@@ -54,12 +66,26 @@ class MinerConfig:
     hidden_web: bool = False
     """start a web server in the pod, with the miner as an extra background process"""
     randomx_mode: Literal["light", "fast"] = "light"
-    keepalive_s: int = 10
-    print_time_s: int = 5
+    keepalive_s: int | None = None
+    """None: the profile's default (XMRig 60 s, cpuminer never)"""
+    print_time_s: tuple[int, ...] = (10, 30)
+    """XMRig profile: ``--print-time`` per repeat"""
+    pool_profile: PoolProfile = "realistic"
+    """``chatty``: a pool of its own asking for a share a second (the lab's old pace, kept as a variant)"""
+
+    def threads_for(self, repeat: int, default: int) -> int:
+        if self.threads is None:
+            return default
+        if isinstance(self.threads, int):
+            return self.threads
+        return self.threads[(max(1, repeat) - 1) % len(self.threads)]
 
 
 class MinerWorkload(Workload):
     label = "miner"
+    implementation = IMPLEMENTATION
+    repeats = 2
+    seconds = 60.0
 
     def __init__(
         self,
@@ -71,6 +97,8 @@ class MinerWorkload(Workload):
         description: str,
         cpu_limit: float | None = None,
         min_seconds_for_shares: float = MIN_SECONDS_FOR_SHARES,
+        subsets: tuple[str, ...] = (),
+        share_interval_s: float = SHARE_INTERVAL_S,
     ) -> None:
         self.name = name
         self.family = family
@@ -79,12 +107,16 @@ class MinerWorkload(Workload):
         self.config = config
         self.cpu_limit = cpu_limit
         self.min_seconds_for_shares = min_seconds_for_shares
+        self.subsets = subsets
+        self.share_interval_s = share_interval_s
+        """the share interval of the pool it mines on, for its start difficulty (tests use shorter ones)"""
         requires = ["cc"]
         if config.algo == "rx/0":
             requires.append("python:randomx")  # the pool verifies RandomX shares with it
         if config.hidden_web:
             requires.append("python3")
         self.requires = tuple(requires)
+        self._own_pools: dict[Path, PoolThread] = {}
 
     # ---- paths and names ---------------------------------------------------------------------------
 
@@ -96,6 +128,30 @@ class MinerWorkload(Workload):
 
     def _binary(self, ctx: RunContext) -> Path:
         return Path(ctx.facts["miner_binary"]) if "miner_binary" in ctx.facts else build_miner(ctx.cache_dir)
+
+    def threads(self, ctx: RunContext) -> int:
+        return self.config.threads_for(ctx.repeat, ctx.threads)
+
+    def start_difficulty(self, ctx: RunContext) -> int:
+        """What vardiff would converge to for this variant on a quiet machine, times ``START_DIFF_FACTOR``."""
+        c = self.config
+        cores = float(self.threads(ctx))
+        if self.cpu_limit is not None:
+            cores = min(cores, self.cpu_limit)
+        if c.yield_mode == "sleep":
+            cores *= c.duty
+        rate = EXPECTED_HS_PER_THREAD.get(c.algo, 1.0) * cores
+        interval = 1.0 if c.pool_profile == "chatty" else self.share_interval_s
+        return max(1, round(rate * interval * START_DIFF_FACTOR))
+
+    def _pool_address(self, ctx: RunContext) -> tuple[str, int]:
+        own = self._own_pools.get(ctx.workdir)
+        if own is not None:
+            return own.address
+        if ctx.pool is None:
+            msg = f"{self.name}: no stratum pool in the run context (ctx.pool)"
+            raise RuntimeError(msg)
+        return ctx.pool
 
     # ---- Workload ----------------------------------------------------------------------------------
 
@@ -113,20 +169,28 @@ class MinerWorkload(Workload):
             shutil.copy2(binary, disguised)
             binary = disguised
         ctx.facts["miner_binary"] = str(binary)
+        ctx.facts["miner_comms"] = [binary.name[:15]]
         ctx.facts["pool_login"] = self.login(ctx)
+        ctx.facts["pool_profile"] = self.config.pool_profile
+        ctx.facts["pool_start_difficulty"] = self.start_difficulty(ctx)
+        ctx.facts["threads_configured"] = self.threads(ctx)
+        if self.config.pool_profile != "realistic":
+            from minerlens_lab.pool import PoolThread, profile  # the pool imports this package (for pow)
+
+            pool = PoolThread(ctx.cache_dir, warm_up=(self.config.algo,), config=profile(self.config.pool_profile))
+            self._own_pools[ctx.workdir] = pool
+            pool.start()
         if self.config.hidden_web:
             www = ctx.workdir / "www"
             www.mkdir(exist_ok=True)
-            for page, text in _WEB_PAGES.items():
+            for page, text in WEB_PAGES.items():
                 (www / page).write_text(text)
             ctx.facts["http_port"] = ctx.free_port()
+            ctx.facts["web_comms"] = ["python3"]
 
     def miner_argv(self, ctx: RunContext) -> list[str]:
-        if ctx.pool is None:
-            msg = f"{self.name}: no stratum pool in the run context (ctx.pool)"
-            raise RuntimeError(msg)
         c = self.config
-        host, port = ctx.pool
+        host, port = self._pool_address(ctx)
         argv = [
             str(self._binary(ctx)),
             "-a",
@@ -136,17 +200,18 @@ class MinerWorkload(Workload):
             "-u",
             self.login(ctx),
             "-p",
-            "x",
+            f"x;start={self.start_difficulty(ctx)}",
             "-t",
-            str(c.threads or ctx.threads),
-            "--keepalive",
-            str(c.keepalive_s),
-            "--print-time",
-            str(c.print_time_s),
+            str(self.threads(ctx)),
             "--log-file",
             str(self.log_path(ctx)),
         ]
-        if c.yield_mode != "none":
+        if c.profile is not None:
+            argv += ["--profile", c.profile]
+        if c.keepalive_s is not None:
+            argv += ["--keepalive", str(c.keepalive_s)]
+        argv += ["--print-time", str(c.print_time_s[(max(1, ctx.repeat) - 1) % len(c.print_time_s)])]
+        if c.yield_mode is not None:
             argv += ["--yield", c.yield_mode]
         if c.yield_every:
             argv += ["--yield-every", str(c.yield_every)]
@@ -178,74 +243,30 @@ class MinerWorkload(Workload):
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         if not self.config.hidden_web:
             return
-        served, errors = _http_load(int(ctx.facts["http_port"]), stop)
+        served, errors = http_load(int(ctx.facts["http_port"]), stop)
         ctx.facts["http_requests"] = served
         ctx.facts["http_errors"] = errors
 
     def check(self, ctx: RunContext) -> None:
         from minerlens_lab.pool import query_stats  # the pool imports this package (for pow)
 
-        if ctx.pool is None:
-            return
-        stats = query_stats(ctx.pool, self.login(ctx))
+        stats = query_stats(self._pool_address(ctx), self.login(ctx))
         ctx.facts["shares_accepted"] = stats["accepted"]
         ctx.facts["shares_rejected"] = stats["rejected"]
         ctx.facts["pool_connections"] = stats["connections"]
         ctx.facts["pool_hashrate"] = stats["hashrate"]
+        ctx.facts["pool_difficulty"] = stats.get("difficulty")
+        ctx.facts["pool_jobs"] = stats.get("jobs")
+        ctx.facts["pool_retargets"] = stats.get("retargets")
+        ctx.facts["mean_share_interval_s"] = stats.get("mean_share_interval")
+        ctx.facts["pool_difficulties"] = stats.get("difficulties")
+        ctx.facts["pool_share_times"] = (stats.get("share_times") or [])[-64:]
         ctx.facts.update(parse_miner_log(self.log_path(ctx)))
         if stats["accepted"] == 0 and ctx.seconds >= self.min_seconds_for_shares:
             msg = f"{self.name}: no accepted share in {ctx.seconds:.0f} s (pool: {stats})"
             raise RuntimeError(msg)
 
-
-def parse_miner_log(path: Path) -> dict[str, Any]:
-    """Facts from a miner log: last reported hash rate, hashes, and the page kind of each large allocation."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return {}
-    facts: dict[str, Any] = {}
-    speeds = _SPEED.findall(text)
-    if speeds:
-        facts["hashrate"] = float(speeds[-1])
-    summary = _SUMMARY.search(text)
-    if summary:
-        facts["hashes"] = int(summary.group(1))
-    pages: dict[str, str] = {}
-    for what, kind in _MEMORY.findall(text):
-        pages[what] = kind
-    if pages:
-        facts["huge_pages"] = pages
-        facts["hugetlb"] = any(k == "hugetlb" for k in pages.values())
-    return facts
-
-
-def _http_load(port: int, stop: threading.Event, rate_hz: float = 20.0) -> tuple[int, int]:
-    """GET the hidden-miner pod's pages at about ``rate_hz`` until ``stop``; returns (served, errors)."""
-    pages = list(_WEB_PAGES)
-    served = errors = 0
-    deadline = time.monotonic() + 15
-    while not stop.is_set():  # wait for the server
-        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-        try:
-            probe.connect()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                return 0, 1
-            stop.wait(0.05)
-        finally:
-            probe.close()
-    n = 0
-    while not stop.wait(1.0 / rate_hz):
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            conn.request("GET", "/" + pages[n % len(pages)])
-            conn.getresponse().read()
-            served += 1
-        except (OSError, http.client.HTTPException):
-            errors += 1
-        finally:
-            conn.close()
-        n += 1
-    return served, errors
+    def cleanup(self, ctx: RunContext) -> None:
+        pool = self._own_pools.pop(ctx.workdir, None)
+        if pool is not None:
+            pool.stop()

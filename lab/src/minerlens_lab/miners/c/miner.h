@@ -1,9 +1,11 @@
 /* minerlens lab miner: shared declarations.
  *
- * A multi-algorithm CPU miner built like XMRig/cpuminer: worker threads hash, one stratum client
- * thread talks newline-delimited JSON-RPC to the pool, an optional noise thread injects cheap
- * syscalls. Every syscall the miner's own code makes goes through ML_SC() so the process knows its
- * syscall rate (see counters.c).
+ * A multi-algorithm CPU miner with the thread and syscall structure of one of two real miners
+ * (--profile): XMRig (an event loop on the main thread - epoll, eventfd wake-ups, 500 ms / 1 s timers,
+ * socket read/write - and a log thread writing with pwrite64, like libuv's thread pool) or cpuminer
+ * (a stratum thread polling the socket, a work-I/O thread sending shares, per-scan log lines written
+ * directly). Worker threads hash; an optional noise thread injects cheap syscalls. Every syscall the
+ * miner's own code makes goes through ML_SC() so the process knows its syscall rate (see counters.c).
  */
 #ifndef ML_MINER_H
 #define ML_MINER_H
@@ -14,14 +16,16 @@
 
 #define ML_MAX_THREADS 64
 #define ML_BLOB_MAX 128
-#define ML_VERSION "0.3.0"
+#define ML_VERSION "0.4.0"
 
 enum ml_yield { ML_YIELD_NONE, ML_YIELD_SCHED, ML_YIELD_SLEEP };
+enum ml_profile { ML_PROFILE_XMRIG, ML_PROFILE_CPUMINER };
 
 struct ml_pow;
 
 struct ml_config {
     const struct ml_pow *pow;
+    enum ml_profile profile;
     int threads;
     enum ml_yield yield;
     unsigned yield_every; /* hashes between two sched_yield() (0 = algorithm default) */
@@ -62,15 +66,41 @@ void job_publish(const struct ml_job *job);
 uint64_t job_current_seq(void);
 int job_snapshot(struct ml_job *out); /* 0 when there is no job yet */
 
-/* stratum.c */
-int stratum_init(void);
-void *stratum_main(void *arg);
+/* stratum.c: the protocol and the share queue, shared by both network models */
+struct ml_share {
+    char job_id[64];
+    uint32_t nonce;
+    uint8_t hash[32];
+    uint64_t diff;
+};
+int stratum_init(void (*notify)(void)); /* notify: called by a worker after queueing a share */
 void stratum_queue_share(const char *job_id, uint32_t nonce, const uint8_t hash[32], uint64_t diff);
+int stratum_take_share(struct ml_share *out); /* 1 if a share was dequeued */
 void stratum_counts(uint64_t *accepted, uint64_t *rejected);
+int stratum_connect(void);                    /* a connected TCP socket to the pool, or -1 */
+void stratum_new_session(void);               /* forget the session (before a login) */
+int stratum_logged_in(void);
+int stratum_login_line(char *buf, size_t size);
+int stratum_submit_line(char *buf, size_t size, const struct ml_share *s);
+int stratum_keepalive_line(char *buf, size_t size);
+int stratum_handle_line(const char *s, size_t len); /* -1: drop the session */
+
+/* net_xmrig.c: XMRig's network model, run on the main thread until g_stop or --time */
+void xmrig_share_notify(void);
+int xmrig_loop_run(double run_seconds);
+
+/* net_cpuminer.c: cpuminer's network model (stratum thread + work-I/O thread) */
+void cpuminer_share_notify(void);
+void cpuminer_start(void);
+
+/* topology.c: XMRig's (hwloc's) start-up scan of the CPU/cache/NUMA description in sysfs */
+void topology_scan(void);
 
 /* worker.c */
 void *worker_main(void *arg);
 uint64_t worker_hashes(int index);
+uint64_t total_hashes(void);
+double worker_rate(void); /* hashes per second since the workers started */
 
 /* noise.c */
 void *noise_main(void *arg);
@@ -78,6 +108,9 @@ uint64_t noise_count(void);
 
 /* log.c */
 int log_open(const char *path);
+void log_start_thread(void);   /* XMRig profile: lines are written by a log thread (pwrite64) */
+void log_set_notify(int fd);   /* ... which then writes 8 bytes to this eventfd (the loop's wake-up) */
+void log_stop_thread(void);    /* flush and write directly from now on */
 void ml_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* hex helpers (log.c) */

@@ -11,6 +11,7 @@ struct ml_pow {
     const char *name;    /* the stratum algorithm name */
     size_t nonce_offset; /* 4-byte little-endian nonce position in the blob */
     unsigned yield_every; /* default hashes between two sched_yield() in yield mode */
+    int cpuminer;         /* the real CPU miner of this algorithm is cpuminer (else XMRig): the default profile */
     int (*init)(const struct ml_config *cfg);
     /* process-wide re-keying (RandomX seed); may block for a long time. NULL: not keyed. */
     int (*set_seed)(const uint8_t seed[32]);

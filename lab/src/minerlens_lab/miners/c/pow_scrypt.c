@@ -20,6 +20,7 @@ static void scrypt_hash(void *tctx, const uint8_t *blob, size_t len, uint8_t out
 const struct ml_pow ml_pow_scrypt = {
     .name = "scrypt",
     .nonce_offset = 76,
+    .cpuminer = 1,
     .yield_every = 1,
     .thread_init = scrypt_thread_init,
     .hash = scrypt_hash,

@@ -54,6 +54,7 @@ static void sha256d_hash(void *tctx, const uint8_t *blob, size_t len, uint8_t ou
 const struct ml_pow ml_pow_sha256d = {
     .name = "sha256d",
     .nonce_offset = 76,
+    .cpuminer = 1,
     .yield_every = 4096,
     .thread_init = sha256d_thread_init,
     .hash = sha256d_hash,
