@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# The main job: real workloads from the lab catalog run as emulated Kubernetes pods (a Monero miner
-# and two busy benign services); the collector traces their syscalls in the kernel (tracefs
-# raw_syscalls:sys_enter) and streams per-pod batches to a real local Kafka; the featurizer (Faust)
-# turns them into feature windows, the scorer (ONNX Runtime) into verdicts and OCSF alerts; the
-# explainer (FastAPI + Redis) says why the miner pod was flagged. Prints a live per-pod table and ends
-# with the alert and its reasons. Stops everything it started (Ctrl-C too).
+# The main job: real workloads from the lab catalog run as emulated Kubernetes pods (a no-yield Monero
+# miner, a busy web pod with a miner hidden inside it as a second process, and a busy database); the
+# collector traces their syscalls in the kernel (tracefs raw_syscalls:sys_enter) and samples their cgroups
+# and processes every second, and streams per-pod batches and samples to a real local Kafka; the
+# featurizer (Faust) turns them into per-pod and per-process feature windows, the scorer (ONNX Runtime)
+# into verdicts and OCSF alerts naming the process; the explainer (FastAPI + Redis) says why the miner pod
+# was flagged. Prints a live per-pod table and ends with the alerts and their reasons. Stops everything it
+# started (Ctrl-C too).
 #
 #   DEMO_SECONDS=60 bash scripts/demo.sh
+#   DEMO_XMRIG=1 bash scripts/demo.sh    # opt-in: the real XMRig 6.16.0 (--cpu-no-yield) as the miner pod,
+#                                        # in a network namespace with nothing but loopback (never by default)
 set -euo pipefail
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${ROOT}"
 SECONDS_TOTAL=${DEMO_SECONDS:-60}
+MINER_WORKLOAD=miner-randomx-no-yield
+MINER_TEXT="a RandomX miner whose hashing threads make no syscall (XMRig --cpu-no-yield style)"
+if [[ ${DEMO_XMRIG:-0} == 1 ]]; then
+    MINER_WORKLOAD=xmrig-no-yield
+    MINER_TEXT="the real XMRig 6.16.0, --cpu-no-yield, in a loopback-only network namespace (DEMO_XMRIG=1)"
+fi
 MODEL_DIR=${MINERLENS_MODEL_DIR:-${ROOT}/models/default}
 EXPLAINER_PORT=${EXPLAINER_PORT:-18080}
 ML=.venv/bin/minerlens
@@ -57,15 +67,15 @@ MINERLENS_EXPLAINER_MODELS="${MODEL_DIR},${ROOT}/models/lstm-ae" MINERLENS_EXPLA
 pids+=($!)
 sleep 8
 
-echo "== pods (real programs from the lab catalog, ${SECONDS_TOTAL}s each):"
-echo "   crypto/ci-runner-7  XMRig-style RandomX miner (2 threads) speaking stratum to a loopback pool"
-echo "   shop/postgres-0     PostgreSQL under pgbench (TPC-B-like, 8 clients)"
-echo "   shop/web-0          nginx serving a static site to wrk"
-"${ML}" lab pod miner-randomx-2t --pod crypto/ci-runner-7 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-miner.log" 2>&1 &
+echo "== pods (real programs from the lab catalog, ${SECONDS_TOTAL}s each; the pool asks for a share every 30 s):"
+echo "   crypto/ci-runner-7  ${MINER_TEXT}"
+echo "   shop/web-1          a busy web server (python http.server under load) with a miner hidden in it as a second process"
+echo "   shop/postgres-0     PostgreSQL under pgbench (TPC-B-like)"
+"${ML}" lab pod "${MINER_WORKLOAD}" --pod crypto/ci-runner-7 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-miner.log" 2>&1 &
+pids+=($!)
+"${ML}" lab pod miner-randomx-hidden-web --pod shop/web-1 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-web.log" 2>&1 &
 pids+=($!)
 "${ML}" lab pod postgres-pgbench --pod shop/postgres-0 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-postgres.log" 2>&1 &
-pids+=($!)
-"${ML}" lab pod nginx-wrk --pod shop/web-0 --seconds "${SECONDS_TOTAL}" > "${OUT}/pod-web.log" 2>&1 &
 pids+=($!)
 
 # --max-age: a previous run's pods, still in the featurizer's state, are flushed when they time out: not shown

@@ -41,6 +41,13 @@ KeepTime = Annotated[
 PerProcess = Annotated[
     bool, typer.Option(help="also per-process windows (each process of a multi-process pod, same slot)")
 ]
+ContextDropout = Annotated[
+    bool,
+    typer.Option(
+        help="train on every window and on its twin without resource samples and fd kinds (what imported "
+        "traces look like); evaluate also reports window_bare"
+    ),
+]
 
 
 def _spec(window_seconds: float | None, window_count: int | None = None, per_process: bool = False) -> FeatureSpec:
@@ -133,7 +140,7 @@ def _bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
         yield lambda step: progress.update(task, advance=1, step=step)
 
 
-def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: bool) -> Dataset:
+def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: bool, bare: bool = False) -> Dataset:
     """``load_dataset`` with a progress line per run."""
     from minerlens_lab.manifest import load_manifest
 
@@ -147,7 +154,7 @@ def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: b
             total += 0  # load_dataset reports it
     view = ", order-only view" if order_only else ""
     with _bar(f"featurize ({spec.window.kind} windows{view})", max(total, 1)) as step:
-        ds = load_dataset(data, spec, sequences=sequences, order_only=order_only, progress=step)
+        ds = load_dataset(data, spec, sequences=sequences, order_only=order_only, bare=bare, progress=step)
     console.print(
         f"{len(ds)} windows ({int(ds.y.sum())} miner, {int(ds.is_process.sum())} process windows) "
         f"from {len(ds.runs)} runs"
@@ -166,6 +173,7 @@ def train_cmd(
     window_count: WindowCount = None,
     keep_time: KeepTime = False,
     per_process: PerProcess = False,
+    context_dropout: ContextDropout = False,
     calibration: Annotated[
         str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
     ] = "oof",
@@ -188,16 +196,24 @@ def train_cmd(
     name = names[0]
     spec = _spec(window_seconds, window_count, per_process)
     order_only = window_count is not None and not keep_time
-    ds = _load(data, spec, sequences=input_kind(name) == "sequence", order_only=order_only)
+    dropout = context_dropout and input_kind(name) != "sequence" and not order_only
+    ds = _load(data, spec, sequences=input_kind(name) == "sequence", order_only=order_only, bare=dropout)
     det = make_detector(name, seed=seed)
     inputs = ds.inputs(det.input_kind)
+    all_rows = np.arange(len(ds), dtype=np.int64)
+    y, src = ds.y, all_rows
+    if dropout:
+        from minerlens_training.context import with_bare_rows
+
+        inputs, y, src = with_bare_rows(ds, all_rows, inputs)  # type: ignore[arg-type]
+        console.print(f"context dropout: {len(src) - len(ds)} windows also without resource samples and fd kinds")
     how = _calibration(calibration)
     t0 = time.perf_counter()
     with _single_threaded():
-        det.fit(inputs, ds.y)
+        det.fit(inputs, y)
         console.print(f"fitted {name} in {time.perf_counter() - t0:.1f} s")
-        groups = calibration_groups(ds, np.arange(len(ds), dtype=np.int64), how)
-        threshold = calibrate(det, inputs, ds.y, groups, fpr, how)
+        groups = calibration_groups(ds, src, how)
+        threshold = calibrate(det, inputs, y, groups, fpr, how)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,
         source=ds.source + (" (order-only view: no timestamps, resource samples or fd kinds)" if order_only else ""),
@@ -265,6 +281,7 @@ def evaluate_cmd(
     window_count: WindowCount = None,
     keep_time: KeepTime = False,
     per_process: PerProcess = False,
+    context_dropout: ContextDropout = False,
     calibration: Annotated[
         str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
     ] = "oof",
@@ -310,12 +327,19 @@ def evaluate_cmd(
         train_cap=train_cap,
         jobs=jobs,
         lookalikes=_lookalikes(lookalikes),
+        context_dropout=context_dropout,
     )
     seconds = _seconds(compare_windows) if compare_windows else ()
     t0 = time.perf_counter()
     sequences = any(input_kind(m) == "sequence" for m in cfg.models)
     order_only = window_count is not None and not keep_time
-    ds = _load(data, _spec(window_seconds, window_count, per_process), sequences=sequences, order_only=order_only)
+    ds = _load(
+        data,
+        _spec(window_seconds, window_count, per_process),
+        sequences=sequences,
+        order_only=order_only,
+        bare=context_dropout and not order_only,
+    )
     with _single_threaded(), _bar("evaluate", count_fits(ds, cfg)) as step:
         result = evaluate(ds, cfg, progress=step)
     if paper:

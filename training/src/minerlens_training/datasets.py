@@ -184,6 +184,10 @@ class Dataset:
     """alert stream of the window: one per (run, pod) for pod windows, one per (run, pod, pid) for process windows"""
     order_only: bool = False
     """timestamps, resource samples and fd kinds were dropped before windowing"""
+    X_bare: F32 | None = None
+    """the same windows as a source without resource samples and fd kinds sees them (``strip_context``);
+    rows of windows that need the samples to exist (0 syscalls) are NaN and ``bare_ok`` False. None: not built"""
+    bare_ok: Bool | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -246,6 +250,7 @@ class Block:
     start_ns: I64
     end_ns: I64
     pod: list[str]
+    X_bare: F32 | None = None
 
     def __len__(self) -> int:
         return int(self.X.shape[0])
@@ -308,14 +313,16 @@ def load_dataset(
     *,
     sequences: bool = True,
     order_only: bool = False,
+    bare: bool = False,
     progress: Progress | None = None,
 ) -> Dataset:
     """Featurise every ok run of one or more lab datasets (``minerlens lab run`` outputs) with ``spec``.
 
     Several directories are concatenated in the given order (a dataset captured in parts); a run id that
     repeats gets ``@<directory index>`` appended. ``sequence_cap`` ids of each window's sequence are kept
-    (``sequences=False``: none, which is faster when no sequence model reads them). ``progress`` is called
-    after each run.
+    (``sequences=False``: none, which is faster when no sequence model reads them). ``bare``: also build
+    ``X_bare``, the windows without resource samples and fd kinds (context dropout, degraded-input metrics).
+    ``progress`` is called after each run.
     """
     spec = spec or FeatureSpec.default()
     width = sequence_cap if sequences else 0
@@ -327,9 +334,27 @@ def load_dataset(
             S = pad_sequences(seqs, sequence_cap).astype(np.int16)
         else:
             S = np.zeros((len(windows), 0), np.int16)
-        return Block.of_windows(windows, vectorize_many(windows, spec), S)
+        block = Block.of_windows(windows, vectorize_many(windows, spec), S)
+        return replace(block, X_bare=bare_features(windows, spec)) if bare else block
 
     return build_dataset(directories, spec, rows, spec.dim, width, order_only=order_only, progress=progress)
+
+
+def strip_context(w: Window) -> Window | None:
+    """``w`` as a source without resource samples or fd kinds (strace, imported traces) would give it; None for
+    a window that exists only through its samples (no syscall)."""
+    if w.count == 0:
+        return None
+    return replace(w, res=None, fdk=None, comm="", exe="")
+
+
+def bare_features(windows: Sequence[Window], spec: FeatureSpec) -> F32:
+    """Feature rows of the stripped windows, aligned with ``windows`` (NaN where ``strip_context`` gives None)."""
+    out = np.full((len(windows), spec.dim), np.nan, np.float32)
+    keep = [i for i, w in enumerate(windows) if w.count > 0]
+    if keep:
+        out[keep] = vectorize_many([strip_context(windows[i]) for i in keep], spec)  # type: ignore[misc]
+    return out
 
 
 RowsOfTrace = Callable[[Trace], Block]
@@ -385,6 +410,10 @@ def build_dataset(
         return np.concatenate(parts).astype(dtype, copy=False) if total else np.zeros(shape, dtype)
 
     run_idx = np.repeat(np.arange(len(runs), dtype=np.int64), [r.n_windows for r in runs])
+    bares = [b.X_bare for b in blocks]
+    X_bare = None
+    if blocks and all(x is not None for x in bares):
+        X_bare = cat([x for x in bares if x is not None], np.float32, (0, dim))
     return Dataset(
         X=cat([b.X for b in blocks], np.float32, (0, dim)),
         y=cat(labels, np.int64),
@@ -401,6 +430,8 @@ def build_dataset(
         end_ns=cat([b.end_ns for b in blocks], np.int64),
         stream=cat(streams, np.int64),
         order_only=order_only,
+        X_bare=X_bare,
+        bare_ok=None if X_bare is None else ~np.isnan(X_bare).all(axis=1),
     )
 
 

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from minerlens_training.alert_replay import ScorerAlertPolicy
 from minerlens_training.breakdowns import LOOKALIKES, breakdowns
 from minerlens_training.calibration import Calibration, calibrate, calibration_groups
+from minerlens_training.context import bare_rows, with_bare_rows
 from minerlens_training.datasets import MINER, Dataset
 from minerlens_training.detectors import detector_class, make_detector
 from minerlens_training.metrics import binary_metrics, roc_points
@@ -41,6 +42,7 @@ from minerlens_training.splits import (
 from minerlens_training.trace_level import alert_latency, alert_rate, run_record, trace_block
 
 F64 = npt.NDArray[np.float64]
+F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 Progress = Callable[[str], None]
@@ -61,6 +63,8 @@ class EvalConfig:
     """out-of-fold models per threshold (``calibrate``'s ``folds``): each split costs 1 + ``oof_folds`` fits"""
     lofo_folds: int = 0
     """0: one split per family; K: families dealt into K held-out groups (``splits.lofo_splits``)"""
+    context_dropout: bool = False
+    """train on every window and on its twin without resource samples and fd kinds (``context``)"""
     train_cap: int = 0
     """at most this many training windows per run and window kind (pod / process); 0: all"""
     jobs: int = 1
@@ -82,17 +86,30 @@ class Fitted:
 
 def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int = 0) -> Fitted:
     """Fit ``model`` on the split's training rows, set its threshold on them, score the test rows."""
-    inputs = ds.inputs(detector_class(model).input_kind)
+    kind = detector_class(model).input_kind
+    inputs = ds.inputs(kind)
     train = capped_rows(ds, split.train, cfg.train_cap)
-    X_tr, y_tr = inputs[train], ds.y[train]
+    dropout = cfg.context_dropout and kind != "sequence" and ds.X_bare is not None
+    X_tr: F32 | npt.NDArray[np.int16]
+    if dropout:
+        X_tr, y_tr, src = with_bare_rows(ds, train, inputs)  # type: ignore[arg-type]
+    else:
+        X_tr, y_tr, src = inputs[train], ds.y[train], train
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    groups = calibration_groups(ds, train, cfg.calibration)
+    groups = calibration_groups(ds, src, cfg.calibration)
     threshold = calibrate(det, X_tr, y_tr, groups, cfg.fpr, cfg.calibration, folds=cfg.oof_folds)
     calibrate_s = time.perf_counter() - t0
     scores = det.score(inputs[split.test]) if split.test.size else np.zeros(0)
+    bare: dict[str, Any] = {}
+    if kind != "sequence" and ds.X_bare is not None:
+        test_bare = bare_rows(ds, split.test)
+        if test_bare.size:
+            s_bare = np.asarray(det.score(ds.X_bare[test_bare]), np.float64)
+            pod = ~ds.is_process[test_bare]
+            bare = {"window_bare": binary_metrics(ds.y[test_bare][pod], s_bare[pod], s_bare[pod] > threshold)}
     result: dict[str, Any] = {
         "split": split.name,
         "scheme": split.scheme,
@@ -106,6 +123,8 @@ def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int
         "train_windows": int(train.size),
         "train_windows_uncapped": int(split.train.size),
         "test_windows": int(split.test.size),
+        "context_dropout": dropout,
+        **bare,
     }
     return Fitted(model, split.scheme, index, result, np.asarray(scores, np.float64), float(threshold))
 
@@ -250,6 +269,7 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
     report: dict[str, Any] = {
         "config": {
             "models": list(cfg.models),
+            "context_dropout": cfg.context_dropout,
             "kind_of_score": {m: detector_class(m).kind_of_score for m in cfg.models},
             "fpr": cfg.fpr,
             "alert_policy": {
@@ -285,8 +305,26 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
                 pool.scores.append(fitted[(model, scheme, i)].scores)
                 pool.preds.append(preds)
                 pool.runs.extend(result.get("runs", []))
-            report["pooled"].setdefault(model, {})[scheme] = _pooled(ds, pool, cfg)
+            pooled = _pooled(ds, pool, cfg)
+            bare = [fitted[(model, scheme, i)].result.get("window_bare") for i in range(len(splits))]
+            if any(b for b in bare):
+                pooled["window_bare"] = pooled_counts([b for b in bare if b])
+            report["pooled"].setdefault(model, {})[scheme] = pooled
     return report
+
+
+def pooled_counts(blocks: list[dict[str, Any]]) -> dict[str, float]:
+    """Recall and FPR over several splits' window blocks, weighted by their positives and negatives."""
+    pos = sum(b["positives"] for b in blocks)
+    neg = sum(b["negatives"] for b in blocks)
+    hits = sum(b["recall"] * b["positives"] for b in blocks if b["positives"])
+    false = sum(b["fpr"] * b["negatives"] for b in blocks if b["negatives"])
+    return {
+        "positives": pos,
+        "negatives": neg,
+        "recall": hits / pos if pos else float("nan"),
+        "fpr": false / neg if neg else float("nan"),
+    }
 
 
 def _why_empty(ds: Dataset, scheme: str) -> str:

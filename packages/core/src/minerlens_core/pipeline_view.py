@@ -38,6 +38,9 @@ class PodRow:
     alert: DetectionFinding | None = None
     alert_events: int = 0
     first_alert_at: float | None = None
+    process: str = ""
+    """the process of the pod's highest-scoring window (its own window, or the busiest of a pod window)"""
+    miner_slots: set[tuple[str, str, int]] = field(default_factory=set)
 
     @property
     def alert_state(self) -> str:
@@ -76,16 +79,23 @@ class PipelineView:
             return
         pod = v.envelope.pod
         row = self._row(pod.uid if pod else f"node:{v.envelope.node}", pod.display if pod else v.envelope.node)
-        row.windows += 1
-        row.lost_events += v.lost_events
-        row.last_decision = v.decision
+        stream = v.scope == "stream"
+        row.windows += stream  # a slot's process windows are not more windows of the pod
+        row.lost_events += v.lost_events if stream else 0
         row.model = f"{v.model.name} {v.model.version}"
         if v.decision == "insufficient_data":
-            row.insufficient += 1
+            row.insufficient += stream
             return
-        row.miner_windows += v.decision == "miner"
+        if v.decision == "miner":
+            row.miner_slots.add((v.envelope.container_id, v.policy, v.index))
+            row.miner_windows = len(row.miner_slots)
+        if stream:
+            row.last_decision = v.decision
         if v.score is not None:
-            row.last_score = v.score
+            if stream:
+                row.last_score = v.score
+            if v.score >= row.max_score and v.process is not None:
+                row.process = f"{v.process.comm or '?'} ({v.process.pid})"
             row.max_score = max(row.max_score, v.score)
 
     def add_alert(self, f: DetectionFinding) -> None:
@@ -99,18 +109,23 @@ class PipelineView:
         row = self._row(uid, display)
         row.alert = f
         row.alert_events += 1
+        proc = m.get("process")
+        if isinstance(proc, dict) and proc.get("pid"):
+            row.process = f"{proc.get('comm') or '?'} ({proc['pid']})"
         if row.first_alert_at is None:
             row.first_alert_at = time.monotonic() - self.started
 
     def table(self) -> Table:
-        t = Table("pod", "windows", "miner", "no data", "last score", "max", "alert", "severity", title="minerlens")
+        t = Table(
+            "pod", "windows", "miner", "no data", "last score", "max", "process", "alert", "severity", title="minerlens"
+        )  # fmt: skip
         for row in sorted(self.pods.values(), key=lambda r: r.display):
             sev = row.alert.severity if row.alert else ""
             style = "bold red" if row.alert is not None and row.alert.activity_id != 3 else ""
             t.add_row(
                 row.display, str(row.windows), str(row.miner_windows), str(row.insufficient),
                 "-" if row.last_score is None else f"{row.last_score:.3f}", f"{row.max_score:.3f}",
-                row.alert_state, sev, style=style,
+                row.process or "-", row.alert_state, sev, style=style,
             )  # fmt: skip
         return t
 
@@ -124,6 +139,8 @@ class PipelineView:
                 "miner_windows": r.miner_windows,
                 "insufficient_data": r.insufficient,
                 "max_score": r.max_score,
+                "process": r.process,
+                "process_detail": m.get("process"),
                 "alert": r.alert_state,
                 "alert_id": r.alert.alert_id if r.alert else None,
                 "severity": r.alert.severity if r.alert else None,
