@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from minerlens_core.traces import read_trace
@@ -37,3 +38,33 @@ def test_sampling_takes_a_middle_slice(tmp_path: Path) -> None:
     offset = small.meta.extra["sample"]["offset"]
     assert offset == (len(full) - len(small)) // 2
     assert small.table.column("tid").to_pylist() == full.table.column("tid").to_pylist()[offset : offset + len(small)]
+
+
+def test_sampling_keeps_the_samples_around_the_slice(tmp_path: Path) -> None:
+    """A slice keeps the resource samples of its span and the ones just outside it (windows stay bracketed)."""
+    from minerlens_core.schemas.resources import ResourceSnapshot
+    from minerlens_core.traces import StreamSample, TraceMeta, write_trace
+    from minerlens_lab.manifest import Manifest, RunRecord, write_manifest
+
+    full = read_trace(next(SAMPLE.joinpath("traces").glob("*.parquet")))
+    table = full.table.slice(0, 1000)
+    ts = table.column("ts_ns").to_pylist()
+    t0, t1 = ts[0], ts[-1]
+    step = max((t1 - t0) // 20, 1)
+    uid = table.column("pod_uid")[0].as_py()
+    samples = [StreamSample(pod_uid=uid, sample=ResourceSnapshot(ts_ns=t0 - 3 * step + i * step)) for i in range(27)]
+    src = tmp_path / "src"
+    write_trace(src / "traces" / "t.parquet", table, TraceMeta(source="test", label="benign"), samples)
+    run = RunRecord(
+        workload="t", family="f", label="benign", variant="v", repeat=1, status="ok", file="traces/t.parquet",
+        seconds=1.0,
+    )  # fmt: skip
+    write_manifest(src, Manifest(created_at=datetime.now(UTC), minerlens_version="test", runs=[run]))
+    assert make_sample(src, tmp_path / "dst", max_syscalls=100) == 1
+    cut = read_trace(tmp_path / "dst" / "traces" / "t.parquet")
+    lo, hi = cut.table.column("ts_ns")[0].as_py(), cut.table.column("ts_ns")[99].as_py()
+    kept = [s.sample.ts_ns for s in cut.resources]
+    assert kept == sorted(kept)
+    assert sum(t < lo for t in kept) == 1
+    assert sum(t > hi for t in kept) == 1
+    assert [t for t in kept if lo <= t <= hi] == [s.sample.ts_ns for s in samples if lo <= s.sample.ts_ns <= hi]

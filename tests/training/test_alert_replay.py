@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from minerlens_core.schemas.envelope import Envelope, PodRef
-from minerlens_core.schemas.windows import ModelRef, Verdict, window_id
+from minerlens_core.schemas.windows import ModelRef, ProcessRef, Verdict, window_id
 from minerlens_scorer.alerting import AlertEngine, AlertPolicy
 from minerlens_scorer.findings import FindingFactory
 from minerlens_training.alert_replay import ScorerAlertPolicy, replay
@@ -17,14 +17,18 @@ MODEL = ModelRef(name="minerlens-xgboost", version="0.1.0", manifest_sha256="a" 
 T0 = 1_795_000_000.0
 
 
-def _verdict(i: int, score: float, count: int, res: bool, threshold: float, min_syscalls: int, t: float) -> Verdict:
+def _verdict(
+    i: int, score: float, count: int, res: bool, threshold: float, min_syscalls: int, t: float, pid: int | None = None
+) -> Verdict:
     """What the scorer's ``Scorer`` makes of a window: ``insufficient_data`` below ``min_syscalls`` unless the window
-    carries resource use (``res.has``), else its score."""
+    carries resource use (``res.has``), else its score. ``pid``: the window of that process in slot ``i``."""
     insufficient = count < min_syscalls and not res
     decision = "insufficient_data" if insufficient else "miner" if score > threshold else "benign"
     return Verdict(
         envelope=Envelope(cluster="c", node="n", pod=PodRef(uid="uid-a", namespace="ns", name="p"), container_id="c0"),
-        window_id=window_id("uid-a", "c0", "time:2s", i),
+        window_id=window_id("uid-a", "c0", "time:2s", i, pid),
+        scope="stream" if pid is None else "process",
+        process=None if pid is None else ProcessRef(pid=pid, comm=f"p{pid}"),
         policy="time:2s",
         index=i,
         start_ns=int((t - 2) * 1e9),
@@ -41,8 +45,9 @@ Arr = np.ndarray[Any, Any]
 
 
 def _engine_events(
-    scores: Arr, counts: Arr, res: Arr, times: Arr, thr: float, p: ScorerAlertPolicy
-) -> list[tuple[int, str]]:
+    scores: Arr, counts: Arr, res: Arr, times: Arr, thr: float, p: ScorerAlertPolicy,
+    slots: Arr | None = None, pids: Arr | None = None,
+) -> list[tuple[int, str]]:  # fmt: skip
     policy = AlertPolicy(
         k=p.k,
         n=p.n,
@@ -62,9 +67,14 @@ def _engine_events(
                 why = f.unmapped["minerlens"]["resolution"]
                 out.append((i, "quiet" if "no scored window" in why else "resolve"))
 
-    for i, (s, c, r, t) in enumerate(zip(scores.tolist(), counts.tolist(), res.tolist(), times.tolist(), strict=True)):
+    slot_of = np.arange(scores.size) if slots is None else slots
+    pid_of = np.zeros(scores.size, np.int64) if pids is None else pids
+    rows = zip(
+        scores.tolist(), counts.tolist(), res.tolist(), times.tolist(), slot_of.tolist(), pid_of.tolist(), strict=True
+    )
+    for i, (s, c, r, t, slot, pid) in enumerate(rows):
         note(i, engine.expire(now=t))
-        note(i, engine.observe(_verdict(i, s, c, r, thr, p.min_syscalls, t), now=t))
+        note(i, engine.observe(_verdict(slot, s, c, r, thr, p.min_syscalls, t, pid or None), now=t))
     return out
 
 
@@ -121,3 +131,33 @@ def test_replay_without_time_and_tiny_windows() -> None:
     assert r.events == ((2, "open"), (7, "resolve"), (10, "open"))
     with pytest.raises(ValueError, match="differ in length"):
         replay([0.1], 0.5, [1, 2], None, p)
+
+
+def test_slots_count_once_like_the_scorer() -> None:
+    """A pod's stream window and its process windows (one slot) count once: over when any is, highest score."""
+    rng = np.random.default_rng(11)
+    policy = ScorerAlertPolicy(k=3, n=5, resolve_m=3)
+    kinds: set[str] = set()
+    opened_by_process = 0
+    for _ in range(80):
+        n_slots = int(rng.integers(5, 60))
+        scores, counts, res, times = _sequence(rng, n_slots)
+        per_slot = rng.integers(1, 4, n_slots)  # the stream window, then 0-2 process windows
+        slot = np.repeat(np.arange(n_slots), per_slot)
+        pid = np.concatenate([np.arange(k) * 100 for k in per_slot])  # 0: the stream window
+        extra = rng.uniform(0.0, 1.0, slot.size)
+        s = np.where(pid == 0, scores[slot], extra)
+        c = np.where(pid == 0, counts[slot], rng.integers(0, 200, slot.size))
+        r, t = res[slot], times[slot]
+        thr = float(rng.uniform(0.5, 0.9))
+        ours = list(replay(s, thr, c, t, policy, r, slots=slot).events)
+        assert ours == _engine_events(s, c, r, t, thr, policy, slot, pid)
+        kinds |= {e for _, e in ours}
+        opened_by_process += sum(pid[i] != 0 for i, e in ours if e == "open")
+    assert kinds == {"open", "resolve", "quiet"}
+    assert opened_by_process > 0, "some alerts must open on a process window of a slot"
+    spread = [0.9, 0.1, 0.1] * 3  # one window over in each of 3 slots of 3 windows
+    one = replay(spread, 0.5, [10] * 9, None, policy, slots=np.repeat(np.arange(3), 3))
+    assert one.events == ((6, "open"),)
+    assert one.scored == 3
+    assert replay(spread, 0.5, [10] * 9, None, policy).events == ()  # as 9 windows: 2 of the last 5 over

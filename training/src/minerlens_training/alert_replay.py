@@ -72,7 +72,7 @@ class StreamAlerts:
     """max over the stream of the k-th highest score among the last n scored windows (0: never k scored): the
     stream opens an alert at a threshold t >= 0 iff ``alert_score > t``"""
     scored: int
-    """windows the scorer scores (at least ``min_syscalls`` syscalls, or resource use)"""
+    """slots the scorer scores (windows of at least ``min_syscalls`` syscalls, or with resource use)"""
 
     @property
     def opened(self) -> list[int]:
@@ -90,9 +90,15 @@ def replay(
     end_s: Sequence[float] | F64 | None,
     policy: ScorerAlertPolicy,
     has_resources: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
+    slots: Sequence[int] | npt.NDArray[np.int64] | None = None,
 ) -> StreamAlerts:
     """Replay one stream's windows (in arrival order): ``scores``, their syscall ``counts``, end times in
-    seconds (``None`` or NaN: unknown) and whether each carries resource use (``None``: none does)."""
+    seconds (``None`` or NaN: unknown) and whether each carries resource use (``None``: none does).
+
+    ``slots``: consecutive windows with the same slot id are one slot of the pod (a stream window followed by
+    its process windows): as in the engine, the slot counts once, over when any of its windows is, with the
+    highest score so far; a window that is not the slot's first moves no resolve count but a high one resets
+    it; a close clears the slot, so its later windows start a new one. ``None``: every window its own slot."""
     s = np.asarray(scores, np.float64)
     c = np.asarray(counts, np.int64)
     t = np.full(s.size, np.nan) if end_s is None else np.asarray(end_s, np.float64)
@@ -101,6 +107,10 @@ def replay(
         msg = f"scores, counts, times and resource flags differ in length ({s.size}, {c.size}, {t.size}, {res.size})"
         raise ValueError(msg)
     scorable = (c >= policy.min_syscalls) | res
+    slot_of = np.arange(s.size, dtype=np.int64) if slots is None else np.asarray(slots, np.int64)
+    if slot_of.size != s.size:
+        msg = f"slots differ in length from the scores ({slot_of.size}, {s.size})"
+        raise ValueError(msg)
     p = policy
     events: list[tuple[int, Event]] = []
     recent: deque[bool] = deque(maxlen=p.n)
@@ -109,6 +119,8 @@ def replay(
     last_seen = last_scored = float("nan")
     best = 0.0
     lower = p.resolve_factor * threshold
+    current: int | None = None  # the slot the last entry of ``recent`` stands for
+    scored = 0
     for i in range(s.size):
         now = t[i]
         if not np.isnan(now):
@@ -119,15 +131,25 @@ def replay(
                 events.append((i, "quiet"))
                 is_open, below = False, 0
                 recent.clear()
+                current = None
             elif not is_open and gap >= p.forget_after_s:
                 recent.clear()
+                current = None
         last_seen = now
         if not scorable[i]:
             continue
         last_scored = now
         score = float(s[i])
-        recent.append(score > threshold)
-        ranked.append(score)
+        new_slot = current is None or int(slot_of[i]) != current or not recent
+        if new_slot:
+            scored += 1
+            current = int(slot_of[i])
+            recent.append(score > threshold)
+            ranked.append(score)
+        else:
+            recent[-1] = recent[-1] or score > threshold
+            score = max(score, ranked[-1])
+            ranked[-1] = score
         if len(ranked) >= p.k:
             best = max(best, sorted(ranked)[-p.k])
         if not is_open:
@@ -135,9 +157,13 @@ def replay(
                 events.append((i, "open"))
                 is_open, below = True, 0
             continue
-        below = below + 1 if score < lower else 0
+        if score < lower:
+            below += 1 if new_slot else 0
+        else:
+            below = 0
         if below >= p.resolve_m:
             events.append((i, "resolve"))
             is_open, below = False, 0
             recent.clear()
-    return StreamAlerts(tuple(events), best, int(scorable.sum()))
+            current = None
+    return StreamAlerts(tuple(events), best, scored)

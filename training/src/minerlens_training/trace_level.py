@@ -1,7 +1,9 @@
 """Per-run (trace-level) results: the scorer's alert policy replayed over each run's window scores.
 
-``run_record`` replays ``alert_replay.replay`` over every alert stream of one run (its pod, and each of
-its processes when the dataset has process windows), in time order, and records whether and when the
+``run_record`` replays ``alert_replay.replay`` over one run's pod in time order — with process windows,
+over its *slots* as the scorer's AlertEngine counts them (a window span's stream window and process windows
+count once, with the highest score, whose window names the process); without time (count windows) over
+each alert stream on its own — and records whether and when the
 run alerted, how many alerts opened (a benign run can open several: each resolves, then re-opens), and
 the run's *alert score* (max over its streams of the k-th highest of n consecutive scored windows: the
 run alerts at threshold t iff its alert score is above t, which gives trace-level ROC-AUC and log loss).
@@ -20,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import chi2
 
-from minerlens_training.alert_replay import ScorerAlertPolicy, StreamAlerts, replay
+from minerlens_training.alert_replay import ScorerAlertPolicy, replay
 from minerlens_training.datasets import MINER, Dataset
 from minerlens_training.metrics import binary_metrics
 
@@ -43,6 +45,12 @@ def _end_s(ds: Dataset, rows: I64) -> F64:
     return end / NS
 
 
+def _arrival_order(ds: Dataset, rows: I64) -> I64:
+    """The run's windows as the scorer receives them: by window start, the stream window before its process
+    windows (by pid)."""
+    return rows[np.lexsort((ds.pid[rows], ds.is_process[rows], ds.start_ns[rows]))]
+
+
 def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: ScorerAlertPolicy) -> dict[str, Any]:
     """The trace-level record of run ``i``; ``scores`` are the scores of ``ds.run_rows(i)``, in that order."""
     run = ds.runs[i]
@@ -59,11 +67,32 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
     alerts = pod_alerts = 0
     best = 0.0
     pod_scored = 0
+    if proc_rows.size and known:
+        # the scorer's AlertEngine counts a slot (one window span of the pod) once across its stream window and
+        # its process windows: over when any is, with the highest score, whose window is the alert's evidence
+        arrived = _arrival_order(ds, rows)
+        sa = replay(
+            [score_of[r] for r in arrived.tolist()],
+            threshold,
+            ds.count[arrived],
+            _end_s(ds, arrived),
+            policy,
+            has_res[arrived - rows[0]],
+            slots=ds.start_ns[arrived],
+        )
+        best, alerts, pod_alerts, pod_scored = sa.alert_score, len(sa.opened), len(sa.opened), sa.scored
+        at = sa.first_open
+        if at is not None and run_start is not None:
+            slot = arrived[ds.start_ns[arrived] == ds.start_ns[arrived[at]]]
+            evidence = int(slot[int(np.argmax([score_of[r] for r in slot.tolist()]))])
+            first_time = (int(ds.end_ns[arrived[at]]) - run_start) / NS
+            first_pod_window = int(np.unique(ds.start_ns[arrived[: at + 1]]).size) - 1
+            first_proc = (first_time, str(ds.comm[evidence]) if ds.is_process[evidence] else "")
     by_stream = rows[np.argsort(ds.stream[rows], kind="stable")]
     bounds = np.flatnonzero(np.diff(ds.stream[by_stream])) + 1
-    for group in np.split(by_stream, bounds) if rows.size else []:
+    for group in np.split(by_stream, bounds) if rows.size and not (proc_rows.size and known) else []:
         srows = _stream_order(ds, group)
-        sa: StreamAlerts = replay(
+        sa = replay(
             [score_of[r] for r in srows.tolist()],
             threshold,
             ds.count[srows],
