@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from tests.fuzz.targets import BOUNDARIES, seeds
@@ -45,7 +46,15 @@ def atheris_run(boundary: str, runs: int, out: Path, timeout_s: int = 10) -> tup
     ]  # fmt: skip
     started = time.monotonic()
     env = {**os.environ, "MINERLENS_FUZZ_SCRATCH": str(out / f"scratch-{boundary.replace(':', '-')}")}
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    redis_prefix = f"fuzz:explainer:{uuid.uuid4().hex[:10]}:"
+    env["MINERLENS_FUZZ_REDIS_PREFIX"] = redis_prefix  # the api boundary's keys (libFuzzer exits without cleanup)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    finally:
+        if boundary == "api":
+            from tests.fuzz.api_target import purge
+
+            purge(redis_prefix)
     seconds = time.monotonic() - started
     log = proc.stderr + proc.stdout
     (out / f"{boundary.replace(':', '-')}.log").write_text(log)

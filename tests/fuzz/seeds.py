@@ -142,7 +142,8 @@ def _verdict() -> dict[str, Any]:
 def _finding() -> dict[str, Any]:
     from tests.siem.findings import make_finding
 
-    return json.loads(make_finding().model_dump_json(exclude_none=True))
+    doc: dict[str, Any] = json.loads(make_finding().model_dump_json(exclude_none=True))
+    return doc
 
 
 def _explanation() -> dict[str, Any]:
@@ -183,3 +184,159 @@ MESSAGE_SEEDS = {
 @cache
 def message_seeds(topic: str) -> list[dict[str, Any]]:
     return [make() for make in MESSAGE_SEEDS[topic]]
+
+
+# --- featurizer: sequences of syscall-topic messages of two pods --------------------------------------
+
+T0 = 1_767_225_600_000_000_000  # 2026-01-01, as the topic seeds above
+POD_A = {"uid": "5b0c1f0e-8f7e-4c1e-9a0b-2d6f1e3c4a5b", "namespace": "shop", "name": "web-0"}
+POD_B = {"uid": "0d9e2c4b-1a2b-4c3d-8e9f-a0b1c2d3e4f5", "namespace": "ci", "name": "build-7"}
+
+
+def _env(pod: dict[str, str] | None, at_ns: int) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    at = datetime.fromtimestamp(at_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+    env: dict[str, Any] = {"cluster": "prod-eu", "node": "node-a", "container_id": "", "observed_at": at}
+    return env if pod is None else {**env, "pod": pod}
+
+
+def pod_batch(pod: dict[str, str], seq: int, start_ns: int | None, n: int = 10, step_ns: int = 90_000_000) -> str:
+    """A collector batch of ``n`` syscalls of pod ``pod`` (two threads, one of them ``xmrig``); no times: order only."""
+    nr = [(24, 202, 0, 1, 9, 11, 228, 202)[(seq + i) % 8] for i in range(n)]
+    body: dict[str, Any] = {
+        "kind": "syscall_batch", "source": "tracefs", "arch": "x86_64", "seq": seq, "nr": nr,
+        "tid": [100 + (i % 2) for i in range(n)],
+        "tasks": [{"tid": 100, "pid": 100, "comm": "xmrig"}, {"tid": 101, "pid": 100, "comm": "worker"}],
+    }  # fmt: skip
+    if start_ns is not None:
+        body |= {"start_ns": start_ns, "end_ns": start_ns + (n - 1) * step_ns, "dt_ns": [i * step_ns for i in range(n)]}
+    end = start_ns + n * step_ns if start_ns is not None else T0 + seq * 10**9
+    return json.dumps({**body, "envelope": _env(pod, end)}, separators=(",", ":"))
+
+
+def pod_drop(pod: dict[str, str] | None, lost: int, at_ns: int) -> str:
+    reason = "spool_overflow" if pod else "ring_buffer_overrun"
+    body = {"kind": "drop_report", "source": "spool" if pod else "tracefs", "reason": reason, "lost_events": lost}
+    return json.dumps({**body, "envelope": _env(pod, at_ns)}, separators=(",", ":"))
+
+
+def pod_sample(pod: dict[str, str], at_ns: int, cpu_s: float) -> str:
+    procs = [{"pid": 100, "comm": "xmrig", "cpu_ns": round(cpu_s * 1e9), "threads": 2, "running": 2}]
+    sample = {"ts_ns": at_ns, "cpu_ns": round(cpu_s * 1e9), "threads": 2, "processes": procs}
+    body = {"kind": "resource_sample", "envelope": _env(pod, at_ns), "sample": sample}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def featurizer_seeds() -> list[tuple[int, list[str]]]:
+    """(flags, messages) of valid sequences (``tests/fuzz/featurizer_target.py`` says what the flags do)."""
+    from tests.fuzz.featurizer_target import EVERY, FLUSH, REDELIVER, RESTART, TICK, TWO_PARTITIONS
+
+    s = 10**9
+    # pod A's seq 4 is missing: a gap counted as loss
+    two_pods = [
+        pod_batch(POD_A, 1, T0), pod_batch(POD_B, 1, T0 + s // 10), pod_batch(POD_A, 2, T0 + s),
+        pod_batch(POD_B, 2, T0 + 11 * s // 10), pod_batch(POD_A, 3, T0 + 2 * s),
+        pod_batch(POD_A, 5, T0 + 3 * s), pod_batch(POD_B, 3, T0 + 31 * s // 10),
+    ]  # fmt: skip
+    # a pod-level and a node-wide drop report, resource samples; pod A's batch 2 is resent
+    losses = [
+        pod_batch(POD_A, 1, T0), pod_drop(POD_A, 40, T0 + s // 2), pod_sample(POD_A, T0 + s // 2, 0.9),
+        pod_batch(POD_A, 2, T0 + s), pod_drop(None, 7, T0 + s), pod_batch(POD_B, 1, T0 + s),
+        pod_batch(POD_A, 2, T0 + s), pod_sample(POD_A, T0 + 3 * s // 2, 1.9), pod_batch(POD_A, 3, T0 + 2 * s),
+    ]  # fmt: skip
+    order_only = [pod_batch(POD_A, k, None, n=30) for k in range(1, 5)] + [pod_batch(POD_B, 1, None, n=30)]
+    processes = [pod_sample(POD_A, T0, 0.0)]
+    for k in range(1, 5):
+        processes += [pod_batch(POD_A, k, T0 + k * s // 2, n=8), pod_sample(POD_A, T0 + k * s // 2 + 1, k * 0.9)]
+    return [
+        (RESTART | FLUSH | TWO_PARTITIONS, two_pods),
+        (TICK | RESTART | EVERY, two_pods),
+        (EVERY | TICK | REDELIVER | FLUSH, losses),
+        (RESTART | TWO_PARTITIONS | REDELIVER, losses),
+        (0x80 | RESTART | EVERY | FLUSH, order_only),
+        (0xC0 | RESTART | TICK | FLUSH, processes),
+    ]
+
+
+# --- api: requests to the explainer, and the pods stored before them ------------------------------------
+
+API_PODS = (("team-a", "miner-1", "miner-randomx-1t-yield-r1"), ("team-b", "gzip-1", "gzip-compress-r1"))
+"""namespace, pod, sample trace: the miner pod has an open alert, the other only verdicts."""
+
+
+@cache
+def api_windows(namespace: str, pod: str) -> list[Any]:
+    """The first windows of the pod's sample trace as the featurizer publishes them for the shipped model."""
+    from minerlens_core.models import VerifiedManifest
+
+    from tests.explainer.factory import feature_windows, pod_ref
+    from tests.fuzz.api_target import MODELS
+
+    trace = next(t for ns, p, t in API_PODS if (ns, p) == (namespace, pod))
+    spec = VerifiedManifest(MODELS[0]).spec
+    return feature_windows(SAMPLE_TRACES / f"{trace}.parquet", spec, pod_ref(namespace, pod), limit=6)
+
+
+@cache
+def api_pods() -> list[tuple[str, bytes]]:
+    """(topic: windows, verdicts or alerts; message) that store the pods of ``API_PODS``."""
+    from minerlens_core.models import VerifiedManifest
+
+    from tests.explainer.factory import finding, pod_ref, verdict_for
+    from tests.fuzz.api_target import MODELS
+
+    model = VerifiedManifest(MODELS[0]).ref
+    out: list[tuple[str, bytes]] = []
+    for i, (namespace, pod, _) in enumerate(API_PODS):
+        windows = api_windows(namespace, pod)
+        for k, w in enumerate(windows):
+            out.append(("windows", w.model_dump_json().encode()))
+            score = 0.9 - 0.1 * k if i == 0 else 0.05
+            out.append(("verdicts", verdict_for(w, score, model, 0.21).model_dump_json().encode()))
+        if i == 0:
+            alert = finding(pod_ref(namespace, pod), "alert-fuzz-1", [w.window_id for w in windows[:2]])
+            out.append(("alerts", alert.model_dump_json().encode()))
+    return out
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+@cache
+def api_seeds() -> list[bytes]:
+    """Valid requests of every route (``tests/fuzz/api_target.py`` says how an input is laid out)."""
+    from tests.fuzz.api_target import unparse
+
+    miner = api_windows("team-a", "miner-1")
+    benign = api_windows("team-b", "gzip-1")
+    features = [None if v is None else round(v, 4) for v in miner[0].features]
+    window = json.loads(benign[1].model_dump_json())
+    window["features"] = [None if v is None else round(v, 4) for v in window["features"]]
+    window["sequence"] = window["sequence"][:48]
+    sequence = miner[1].sequence[:64]
+    js = {"content-type": "application/json"}
+    return [
+        unparse("GET", "/healthz", auth=3),
+        unparse("GET", "/readyz", auth=3),
+        unparse("GET", "/openapi.json", auth=3),
+        unparse("GET", "/metrics"),
+        unparse("GET", "/v1/pods"),
+        unparse("GET", "/v1/pods?namespace=team-a&alerting=true"),
+        unparse("GET", "/v1/pods/team-a/miner-1?limit=5"),
+        unparse("GET", "/v1/pods/team-a/miner-1/explanation"),
+        unparse("GET", "/v1/pods/team-b/gzip-1/explanation?method=lime&top=5"),
+        unparse("GET", f"/v1/pods/team-a/miner-1/explanation?window={miner[2].window_id}&format=png&top=4"),
+        unparse("GET", "/v1/pods/team-a/miner-1/explanation?method=lstm-ae&model=minerlens-lstm-ae"),
+        unparse("GET", "/v1/models"),
+        unparse("GET", "/v1/whoami", auth=2),
+        unparse("POST", "/v1/explain", js, _json({"window": window})),
+        unparse("POST", "/v1/explain?format=json", js, _json({"method": "lime", "features": features, "top": 3})),
+        unparse("POST", "/v1/explain", js, _json({"method": "lstm-ae", "sequence": sequence, "window_id": "p/c/t/1"})),
+        unparse("POST", "/v1/explain?format=png", js, _json({"features": features, "top": 5})),
+        unparse("POST", "/v1/admin/cache/purge?model=minerlens-xgboost", auth=2),
+        unparse("POST", "/v1/admin/models/reload", auth=2),
+        unparse("GET", "/v1/pods", {"authorization": "Bearer not-a-token"}, auth=3),
+        unparse("POST", "/v1/admin/models/reload"),
+    ]

@@ -9,21 +9,22 @@ loaded globally, so other hypothesis tests keep their own settings.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "deadline": None,
     "database": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
 settings.register_profile(
     "minerlens-fuzz-ci", max_examples=int(os.environ.get("MINERLENS_FUZZ_CI_EXAMPLES", "300")), **_COMMON
-)  # type: ignore[arg-type]
+)
 settings.register_profile(
     "minerlens-fuzz-long",
     max_examples=int(os.environ.get("MINERLENS_FUZZ_EXAMPLES", "100000")),
-    **_COMMON,  # type: ignore[arg-type]
+    **_COMMON,
 )
 PROFILE = "minerlens-fuzz-" + os.environ.get("MINERLENS_FUZZ_PROFILE", "ci")
 fuzz_settings = settings(settings.get_profile(PROFILE))

@@ -140,7 +140,15 @@ def _replace(doc: Any, path: tuple[Any, ...], value: Any, delete: bool) -> Any:
 @st.composite
 def mutated_json(draw: st.DrawFn, boundary: str) -> bytes:
     """A valid message of ``boundary`` with hostile values, keys removed/added, maybe byte-mutated."""
-    doc: Any = json.loads(draw(st.sampled_from(seeds(boundary))))
+    return _mutated_doc(draw, draw(st.sampled_from(seeds(boundary))))
+
+
+def _mutated_doc(draw: st.DrawFn, valid: bytes) -> bytes:
+    """A JSON document with hostile values, keys removed/added, maybe byte-mutated (``valid``: JSON)."""
+    try:
+        doc: Any = json.loads(valid)
+    except ValueError:  # an earlier mutation left no JSON: start again from null
+        doc = None
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(doc)))
         op = draw(st.integers(0, 5))
@@ -199,10 +207,10 @@ def _rewritten(draw: st.DrawFn, seed: bytes) -> bytes:
         table = table.set_column(i, table.column_names[i], column)
     else:  # invalid UTF-8 in a string column (built unchecked, as a foreign writer could store it)
         i = draw(st.sampled_from([j for j, f in enumerate(table.schema) if pa.types.is_string(f.type)]))
-        value = b"\xff\xfe" + draw(st.binary(max_size=8))
+        raw = b"\xff\xfe" + draw(st.binary(max_size=8))
         n = table.num_rows
-        offsets = pa.py_buffer(np.arange(0, len(value) * (n + 1), len(value), dtype=np.int32).tobytes())
-        column = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(value * n)])
+        offsets = pa.py_buffer(np.arange(0, len(raw) * (n + 1), len(raw), dtype=np.int32).tobytes())
+        column = pa.Array.from_buffers(pa.string(), n, [None, offsets, pa.py_buffer(raw * n)])
         table = table.set_column(i, table.column_names[i], column)
     table = table.replace_schema_metadata(meta)
     out = io.BytesIO()
@@ -241,7 +249,126 @@ def mutated_gzip(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
+_STREAM_EDGES: dict[str, list[Any]] = {
+    "seq": [0, 1, 2**63 - 1, 3],
+    "start_ns": [0, 1, 946_684_800 * 10**9, 2**62, 2**63 - 1],
+    "end_ns": [0, 2**63 - 1, 1_767_225_600_000_000_000],
+    "lost_before": [2**63 - 1, 2**62, 1],
+    "lost_events": [2**63 - 1, 2**62, 0],
+    "tid": [[2**31 - 1] * 10, [0] * 10, [-1] * 10],
+    "dt_ns": [[0] * 10, list(range(10, 0, -1)), [2**62] * 10],
+    "ts_ns": [0, 2**63 - 1, 1_767_225_600_000_000_000],
+    "uid": ["0d9e2c4b-1a2b-4c3d-8e9f-a0b1c2d3e4f5", "-", "a" * 64, "5b0c1f0e-8f7e-4c1e-9a0b-2d6f1e3c4a5b"],
+    "node": ["node-b", "", "node-a"],
+    "container_id": ["3f4e" * 16, "", "x"],
+    "cpu_ns": [0, 2**63 - 1, 2**62],
+}
+
+
+def _stream_edit(draw: st.DrawFn, valid: bytes) -> bytes:
+    """A message of a stream with one field set to a value at the edges of what the engine tracks (seq
+    regressions and jumps, times near int64, losses that add up past it, another pod, node or container)."""
+    try:
+        doc: Any = json.loads(valid)
+    except ValueError:  # an earlier mutation left no JSON
+        return valid
+    paths = [p for p in _paths(doc) if p and p[-1] in _STREAM_EDGES]
+    if not paths:
+        return valid
+    path = draw(st.sampled_from(paths))
+    doc = _replace(doc, path, draw(st.sampled_from(_STREAM_EDGES[path[-1]])), delete=False)
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+@st.composite
+def message_sequence(draw: st.DrawFn) -> bytes:
+    """A featurizer input: a seed sequence with messages edited, mutated, repeated, dropped or reordered,
+    and any flags (``tests/fuzz/featurizer_target.py``)."""
+    from tests.fuzz.featurizer_target import MAX_MESSAGES, join, split
+
+    flags, messages = split(draw(st.sampled_from(seeds("featurizer"))))
+    flags = draw(st.one_of(st.just(flags), st.integers(0, 255)))
+    for _ in range(draw(st.integers(1, 5))):
+        if not messages:
+            break
+        i = draw(st.integers(0, len(messages) - 1))
+        op = draw(st.integers(0, 5))
+        if op <= 1:
+            messages[i] = _stream_edit(draw, messages[i])
+        elif op == 2:
+            messages[i] = _mutated_doc(draw, messages[i])
+        elif op == 3:
+            messages.insert(draw(st.integers(0, len(messages))), messages[i])
+        elif op == 4:
+            del messages[i]
+        else:
+            messages = draw(st.permutations(messages))
+    return join(flags, messages[:MAX_MESSAGES])
+
+
+_PATH_SEGMENTS = st.one_of(
+    HOSTILE_TEXT,
+    st.sampled_from(["v1", "pods", "team-a", "miner-1", "explanation", "explain", "admin", "models", "..", "%2F",
+                     "%00", "%ff", "A" * 300, "a." * 130, "-a", "uid", "whoami", "cache", "purge", "reload"]),
+)  # fmt: skip
+_QUERY_KEYS = st.sampled_from(["method", "window", "format", "top", "model", "limit", "namespace", "alerting", "x"])
+_QUERY_VALUES = st.one_of(
+    HOSTILE_TEXT,
+    st.sampled_from(["shap", "lime", "lstm-ae", "png", "json", "0", "-1", "51", "1001", "10" * 50, "true", "maybe",
+                     "minerlens-xgboost", "minerlens-lstm-ae", "uid-team-a-miner-1/-/time:2s/883612800"]),
+)  # fmt: skip
+_HEADERS = st.one_of(
+    st.tuples(st.just("content-type"), st.sampled_from(["text/plain", "application/x-www-form-urlencoded",
+              "multipart/form-data; boundary=x", "application/json; charset=latin-1", "application/json", ""])),
+    st.tuples(st.just("authorization"), st.sampled_from(["Bearer", "Bearer ", "Basic abc", "Bearer \x00",
+              "bearer fuzz-read-9c1f3e0a7b5d4c2e8f6a1b3d5e7f9a0c", "Bearer " + "A" * 5000])),
+    st.tuples(st.sampled_from(["accept", "accept-encoding", "x-forwarded-for", "cookie", "expect"]), HOSTILE_TEXT),
+)  # fmt: skip
+
+
+def _quote(text: str) -> str:
+    from urllib.parse import quote
+
+    return quote(text.encode("utf-8", "surrogatepass"), safe="")
+
+
+@st.composite
+def http_request(draw: st.DrawFn) -> bytes:
+    """An api input: a seed request with its method, credentials, path segments, query, headers or JSON
+    body changed to hostile values (``tests/fuzz/api_target.py``)."""
+    data = draw(st.sampled_from(seeds("api")))
+    control, (head, _, body) = data[0], data[1:].partition(b"\n\n")
+    target, *lines = head.decode("latin-1").split("\n")
+    path, _, query = target.partition("?")
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.integers(0, 7))
+        if op == 0:
+            control = draw(st.integers(0, 255))
+        elif op == 1:
+            parts = path.split("/")
+            i = draw(st.integers(0, len(parts)))
+            segment = _quote(draw(_PATH_SEGMENTS)) if draw(st.booleans()) else draw(_PATH_SEGMENTS)
+            parts[i : i + draw(st.integers(0, 1))] = [segment.encode("utf-8", "surrogatepass").decode("latin-1")]
+            path = "/".join(parts)
+        elif op <= 3:
+            pair = f"{draw(_QUERY_KEYS)}={_quote(draw(_QUERY_VALUES))}"
+            query = f"{query}&{pair}" if query and draw(st.booleans()) else pair
+        elif op == 4:
+            name, value = draw(_HEADERS)
+            lines.append(f"{name}: {value.encode('utf-8', 'surrogatepass').decode('latin-1')}")
+        elif op <= 6 and body.startswith(b"{"):
+            body = _mutated_doc(draw, body)
+        else:
+            body = draw(st.binary(max_size=512))
+    target = path + (f"?{query}" if query else "")
+    return bytes([control]) + "\n".join([target, *lines]).encode("latin-1") + b"\n\n" + body
+
+
 def strategy(boundary: str) -> st.SearchStrategy[bytes]:
+    if boundary == "featurizer":
+        return message_sequence()
+    if boundary == "api":
+        return http_request()
     if boundary == "read_trace":
         return mutated_parquet()
     if boundary == "import:gzip":

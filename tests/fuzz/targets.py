@@ -9,7 +9,12 @@ topic decoders) and accepts exactly the documented outcomes:
 * trace files (``read_trace``): a ``Trace`` whose table is valid Arrow, or ``TraceFormatError``;
 * topic decoders: the message or ``pydantic.ValidationError``; a decoded message must encode again and
   that encoding must decode (what a consumer forwards stays readable), and its envelope's time and key
-  must be computable (what consumers derive from them).
+  must be computable (what consumers derive from them);
+* the featurizer's engine (``tests/fuzz/featurizer_target.py``): a sequence of syscall-topic messages of
+  one or two pods, each processed (windows that decode, state that restores exactly) or dead-lettered
+  with a documented reason;
+* the explainer's API (``tests/fuzz/api_target.py``): one HTTP request to the app on the real Redis,
+  answered with a status below 500 (a JSON error body for a 4xx).
 
 Anything else propagates: hypothesis shrinks it, atheris saves it as a crash file. Both fuzzers share
 these functions (``tests/fuzz/test_properties.py``, ``tests/fuzz/atheris_main.py``). ``OUTCOMES`` counts
@@ -23,7 +28,6 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -32,17 +36,14 @@ from typing import Any
 from minerlens_core.errors import TraceFormatError
 from pydantic import BaseModel, ValidationError
 
+from tests.fuzz.outcomes import OUTCOMES, FuzzFailure
+
+__all__ = ["BOUNDARIES", "OUTCOMES", "FuzzFailure", "Target", "seeds", "target"]
 Target = Callable[[bytes], None]
-OUTCOMES: Counter[str] = Counter()
-"""outcome -> inputs, for every target run in this process"""
-
-
-class FuzzFailure(AssertionError):
-    """An outcome a boundary does not document (not an exception a harness should ever catch)."""
 
 
 @cache
-def _scratch() -> Path:
+def scratch() -> Path:
     """Where input files are written: ``MINERLENS_FUZZ_SCRATCH`` (the runner's output directory), else a
     temporary directory in memory (``/dev/shm``) removed when the process exits normally."""
     given = os.environ.get("MINERLENS_FUZZ_SCRATCH")
@@ -56,7 +57,7 @@ def _scratch() -> Path:
 
 
 def _as_file(data: bytes, suffix: str) -> Path:
-    path = _scratch() / f"input{suffix}"
+    path = scratch() / f"input{suffix}"
     path.write_bytes(data)
     return path
 
@@ -148,8 +149,13 @@ def _decoders() -> dict[str, Target]:
 
 IMPORTER_BOUNDARIES = ("strace", "perf", "sysdig", "lid-ds", "tetragon", "names")
 DECODER_BOUNDARIES = ("syscalls", "windows", "verdicts", "alerts", "explanations")
-BOUNDARIES = (*(f"import:{f}" for f in IMPORTER_BOUNDARIES), "import:gzip", "read_trace", *DECODER_BOUNDARIES)
-"""Every boundary by name: ``import:<format>``, ``import:gzip`` (compressed input), ``read_trace``, topics."""
+SERVICE_BOUNDARIES = ("featurizer", "api")
+BOUNDARIES = (
+    *(f"import:{f}" for f in IMPORTER_BOUNDARIES), "import:gzip", "read_trace", *DECODER_BOUNDARIES,
+    *SERVICE_BOUNDARIES,
+)  # fmt: skip
+"""Every boundary by name: ``import:<format>``, ``import:gzip`` (compressed input), ``read_trace``, topics,
+the featurizer's engine and the explainer's API."""
 
 
 def target(boundary: str) -> Target:
@@ -158,6 +164,15 @@ def target(boundary: str) -> Target:
         return _importer("strace", ".txt.gz") if fmt == "gzip" else _importer(fmt)
     if boundary == "read_trace":
         return read_trace_target
+    if boundary == "featurizer":
+        from tests.fuzz.featurizer_target import featurizer_target
+
+        return featurizer_target
+    if boundary == "api":
+        from tests.fuzz.api_target import api, api_target
+
+        api()  # started now: the app, the stored pods and the explainers' first load are not an input's time
+        return api_target
     decoders = _decoders()
     if boundary in decoders:
         return decoders[boundary]
@@ -178,4 +193,10 @@ def seeds(boundary: str) -> list[bytes]:
         return s.importer_seeds(boundary.removeprefix("import:"))
     if boundary == "read_trace":
         return s.trace_seeds()
+    if boundary == "featurizer":
+        from tests.fuzz.featurizer_target import seeds as featurizer_seeds
+
+        return featurizer_seeds()
+    if boundary == "api":
+        return s.api_seeds()
     return [json.dumps(m).encode() for m in s.message_seeds(boundary)]

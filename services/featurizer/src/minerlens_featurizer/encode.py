@@ -17,6 +17,8 @@ from minerlens_featurizer.outbox import PendingWindow
 from minerlens_featurizer.spec import ServedSpec
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CORES = float(1 << 20)
+"""``ProcessRef.cpu_cores``'s bound: CPU counters far apart in a sample or two (forged) give more; capped"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,7 @@ def process_ref(w: Window) -> ProcessRef | None:
         pid=pid,
         comm=w.comm[:64],
         exe=w.exe[:1024],
-        cpu_cores=None if math.isnan(cores) else round(max(cores, 0.0), 4),
+        cpu_cores=None if math.isnan(cores) else round(min(max(cores, 0.0), MAX_CORES), 4),
     )
 
 

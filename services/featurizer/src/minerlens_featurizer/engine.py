@@ -32,6 +32,7 @@ import numpy as np
 from minerlens_core.features import StreamChunk, StreamKey, Window, WindowBuilder
 from minerlens_core.features.windows import Cols
 from minerlens_core.schemas import DropReport, PodRef, ResourceSample, SyscallBatch
+from minerlens_core.schemas.bounds import INT64_MAX
 from minerlens_core.schemas.envelope import NODE_POD_UID
 
 from minerlens_featurizer.control import NodeLoss, Tick, decode_control, encode_control
@@ -57,7 +58,7 @@ from minerlens_featurizer.state import (
     segment_key,
     window_state,
 )
-from minerlens_featurizer.validation import Limits, Rejection, decode, to_chunk
+from minerlens_featurizer.validation import Limits, Rejection, check_sample, decode, to_chunk
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,11 @@ class Featurizer:
                 self._on_drop(msg, partition, raw or b"", f"{topic}/{partition}/{offset}")
             elif isinstance(msg, ResourceSample):
                 self.metrics.messages.labels("resource_sample").inc()
-                self._on_sample(msg, partition)
+                why = check_sample(msg, self.limits)
+                if why is not None:
+                    self._dead(why, raw, key, topic, partition, offset)
+                else:
+                    self._on_sample(msg, partition)
             else:
                 self.metrics.messages.labels("syscall_batch").inc()
                 self._on_batch(msg, partition, raw, key, topic, offset)
@@ -406,6 +411,7 @@ class Featurizer:
                 h.last_seq, h.last_end_ns = None, -1
             h.partition, h.node = p, node
             self._attach(st)
+            self._dirty.add(key)  # persisted even if the message is then dropped (a resent batch or sample)
         return st
 
     def _take_pod_loss(self, st: LiveStream) -> None:
@@ -520,7 +526,7 @@ class Featurizer:
                 node=h.node,
                 pod=h.pod,
                 container_id=h.container_id,
-                lost_events=lost,
+                lost_events=min(lost, INT64_MAX),  # saturated: forged reports can add up past the contract's bound
                 first_seq=_seq_at(marks, w.first_row),
                 observed_ns=w.end_ns if w.end_ns is not None else h.observed_ns,
             )

@@ -8,7 +8,8 @@ Reasons (the ``error.reason`` header of the dead-letter message):
 * ``unknown_kind``: none of ``syscall_batch``, ``drop_report``, ``resource_sample``;
 * ``invalid``: any other schema violation (missing fields, negative numbers, column lengths);
 * ``impossible``: valid JSON and schema, but values no collector can produce (thread ids beyond
-  int32, timestamps before ``min_event_ns`` or far in the future, offsets past ``end_ns``);
+  int32, timestamps before ``min_event_ns`` or far in the future, offsets past ``end_ns``; resource
+  samples timed the same way);
 * ``too_large``: more syscalls in one batch than ``max_batch_events``;
 * ``no_timestamps``: an order-only batch while the served windows are time windows.
 """
@@ -110,6 +111,16 @@ def to_chunk(batch: SyscallBatch, limits: Limits) -> StreamChunk | Rejection:
     except (ImpossibleValueError, OverflowError) as exc:
         return Rejection("impossible", exc)
     return chunk
+
+
+def check_sample(msg: ResourceSample, limits: Limits) -> Rejection | None:
+    """Why a resource sample is impossible (its time is bounded as a batch's), or None when it is usable."""
+    t = msg.sample.ts_ns
+    horizon = int(limits.clock() * 1e9) + limits.max_future_ns
+    if t < limits.min_event_ns or t > horizon:
+        text = f"sample time {t} is before min_event_ns {limits.min_event_ns} or more than max_future_s ahead"
+        return Rejection("impossible", ImpossibleValueError(text))
+    return None
 
 
 def _check_time(batch: SyscallBatch, chunk: StreamChunk, limits: Limits) -> None:

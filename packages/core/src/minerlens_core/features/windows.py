@@ -390,7 +390,8 @@ class _Stream:
         c = self._buffer().slice(lo, hi)
         n = len(c)
         known = bool(n and c.ts.min() >= 0)
-        start, end = (int(c.ts[0]), int(c.ts[-1]) + 1) if known else (None, None)
+        # first to just past the last event; min/max: a stream whose time steps back must not end before it starts
+        start, end = (int(c.ts.min()), int(c.ts.max()) + 1) if known else (None, None)
         if slot:
             start, end = index * self.p.slot_ns, (index + 1) * self.p.slot_ns
         res = summarise(self.samples, start, end) if self.samples and start is not None and end is not None else None
@@ -423,7 +424,8 @@ class _Stream:
                 cpu = process_cpu(b[0], b[1])
                 exes = {p.pid: p.exe for p in b[1].processes}
         min_cpu = self.p.min_cpu_cores
-        active = set(events) | {p for p, x in cpu.items() if x >= min_cpu}
+        # pid 0 is no process (a trace without thread ids): its events count in the stream window only
+        active = {p for p in set(events) | {p for p, x in cpu.items() if x >= min_cpu} if p >= 1}
         if len(active) < 2:
             return []
 
