@@ -1,7 +1,7 @@
 """Alert latency in the demo setting: a real miner pod starts -> its OCSF alert is on Kafka.
 
 Run as root with the local Kafka up (scripts/kafka.sh start):
-    .venv/bin/python bench/alert_latency.py [--rounds 3] [--workload miner-randomx-2t] [--model models/default]
+    .venv/bin/python bench/alert_latency.py [--rounds 3] [--workload miner-randomx-no-yield] [--model models/default]
 
 Starts the real services on topics of their own (collector -> featurizer -> scorer), then per round
 runs the miner from the lab catalog as a fresh emulated pod and measures wall time from the pod's
@@ -53,7 +53,7 @@ async def first_alert(kafka: KafkaSettings, topic: str, namespace: str, name: st
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workload", default="miner-randomx-2t")
+    ap.add_argument("--workload", default="miner-randomx-no-yield")
     ap.add_argument("--model", type=Path, default=ROOT / "models" / "default")
     ap.add_argument("--timeout", type=float, default=60.0)
     args = ap.parse_args()

@@ -198,3 +198,20 @@ def test_lab_list_shows_every_family() -> None:
     for w in benign_workloads():
         assert w.name in result.output
         assert w.family in result.output
+
+
+def test_openssl_speed_single_process_table_is_a_result(tmp_path: Path) -> None:
+    """Without ``-multi`` (one thread) openssl prints only its summary table: that is a result too."""
+    from minerlens_lab.benign.hashing import OpensslSpeedAes
+
+    ctx = RunContext(tmp_path, default_cache_dir(), 20.0, threads=1, repeat=2)
+    (tmp_path / "speed.log").write_text(
+        "CPUINFO: OPENSSL_ia32cap=0xfffa3203078bffff:0x405fc6f1bf07ab\n"
+        "The 'numbers' are in 1000s of bytes per second processed.\n"
+        "type           1024 bytes\nAES-128-CBC    1420043.36k\n"
+    )
+    OpensslSpeedAes().check(ctx)
+    assert ctx.facts["kbytes_per_s"] == 1420043.36
+    (tmp_path / "speed.log").write_text("Doing AES-128-CBC for 3s on 1024 size blocks\n")
+    with pytest.raises(RuntimeError, match="no result"):
+        OpensslSpeedAes().check(ctx)

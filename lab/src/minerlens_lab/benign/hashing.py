@@ -119,6 +119,9 @@ class GoSha256(_HashingJob):
 
 
 _SPEED_RESULT = re.compile(r"^\+R:(\d+):([\w-]+):([\d.]+)$", re.M)
+"""a ``-multi`` child's result line: operations, algorithm, seconds"""
+_SPEED_TABLE = re.compile(r"^([A-Za-z][\w-]*)\s+([\d.]+)k\s*$", re.M)
+"""the summary table of a single-process run (one block size): algorithm, 1000s of bytes per second"""
 
 
 class _OpensslSpeed(_HashingJob):
@@ -138,9 +141,12 @@ class _OpensslSpeed(_HashingJob):
     def check(self, ctx: RunContext) -> None:
         log = read_log(ctx.workdir / "speed.log")
         results = _SPEED_RESULT.findall(log)
+        table = _SPEED_TABLE.findall(log)
         ctx.facts["operations"] = sum(int(n) for n, _, _ in results)
         ctx.facts["processes_reporting"] = len(results)
-        if not results:
+        if table:
+            ctx.facts["kbytes_per_s"] = float(table[-1][1])
+        if not results and not table:
             msg = f"openssl speed reported no result: {log.strip()[-300:]!r}"
             raise RuntimeError(msg)
 
