@@ -13,7 +13,7 @@ from minerlens_core.features import WindowBuilder, WindowPolicy, windows_from_tr
 from minerlens_core.schemas import ResourceSample, ResourceSnapshot, SyscallBatch, decode_syscall_stream
 from minerlens_core.traces import StreamSample, Trace, read_trace
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "traces"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample-v1" / "traces"
 
 
 @pytest.mark.parametrize("name", ["miner-randomx-2t-r1.parquet", "redis-benchmark-r1.parquet"])

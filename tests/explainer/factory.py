@@ -24,7 +24,7 @@ from minerlens_core.schemas.windows import FeatureWindow, ModelRef, Verdict
 from minerlens_core.schemas.windows import window_id as make_window_id
 from minerlens_core.traces import read_trace
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample-v1"
 MINER_TRACE = SAMPLE / "traces" / "miner-randomx-1t-yield-r1.parquet"
 BENIGN_TRACE = SAMPLE / "traces" / "gzip-compress-r1.parquet"
 

@@ -84,7 +84,9 @@ def test_unencodable_window_is_dead_lettered_and_other_pods_flow(tmp_path: Path)
     want = offline(pods, spec, start_ns=pods[0].batches[0].start_ns)
     poison = pods[2].uid  # its windows fail to encode (simulated)
     want_good = {wid: e for wid, e in want.items() if not wid.startswith(f"{poison}/")}
-    want_poison = sorted(int(wid.rsplit("/", 1)[1]) for wid in want if wid.startswith(f"{poison}/"))
+    want_poison = sorted(
+        int(wid.split("/")[3]) for wid in want if wid.startswith(f"{poison}/")
+    )  # <uid>/<c>/<policy>/<index>[/p<pid>]
     assert want_poison, "the poison pod must have windows"
     garbage = (b"pod-x", b"\x00\xff not a batch")
     impossible = (pods[0].uid.encode(), _impossible(pods[0].batches[0]))

@@ -14,7 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 IMPORTER_DATA = ROOT / "tests" / "data" / "importers"
-SAMPLE_TRACES = ROOT / "data" / "sample" / "traces"
+SAMPLE_TRACES = ROOT / "data" / "sample-v1" / "traces"
 
 IMPORTER_SEEDS = {
     "strace": [

@@ -52,7 +52,7 @@ from tests.kernel import require_tracefs
 from tests.programs import build
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample" / "traces"
+SAMPLE = ROOT / "data" / "sample-v1" / "traces"
 
 
 async def _consume_records(

@@ -28,7 +28,7 @@ from minerlens_core.traces import read_trace
 from tests.integration.services import kafka_bootstrap, require_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample" / "traces"
+SAMPLE = ROOT / "data" / "sample-v1" / "traces"
 MODELS = ROOT / "models"  # the shipped models: default (XGBoost, deciding) and lstm-ae (scored alongside)
 MODEL = MODELS / "default"
 PODS = {  # trace -> (namespace, name, miner?)

@@ -32,7 +32,7 @@ from minerlens_core.traces import read_trace
 from onnx import TensorProto, helper
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample"
+SAMPLE = ROOT / "data" / "sample-v1"  # the first lab's traces (format 1, no resource samples): pinned by name
 SPEC = FeatureSpec.build(window=WindowPolicy.time(1.0))
 POLICY_TAG = "time:1s"
 
@@ -76,7 +76,7 @@ def train_artifacts(out: Path) -> dict[str, Path]:
     ds = load_dataset(SAMPLE, SPEC)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,
-        source="data/sample",
+        source="data/sample-v1",
         windows=len(ds),
         miner_windows=int(ds.y.sum()),
         runs=len(ds.runs),
@@ -155,9 +155,10 @@ def trace_windows(
     container_id: str = "c0",
     limit: int | None = None,
     spec: FeatureSpec = SPEC,
+    sample: Path = SAMPLE,
 ) -> list[FeatureWindow]:
-    """The windows of one sample trace as FeatureWindow messages of the given pod."""
-    trace = read_trace(SAMPLE / "traces" / f"{trace_name}.parquet")
+    """The windows of one sample trace (of ``sample``) as FeatureWindow messages of the given pod."""
+    trace = read_trace(sample / "traces" / f"{trace_name}.parquet")
     wins = list(windows_from_trace(trace, spec.window))[:limit]
     X = vectorize_many(wins, spec)
     ref = PodRef(uid=pod_uid, namespace=namespace, name=pod or trace_name, labels={"app": trace_name})
