@@ -28,11 +28,11 @@ from minerlens_core.traces import read_trace
 from tests.integration.services import kafka_bootstrap, require_kafka
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "data" / "sample-v1" / "traces"
+SAMPLE = ROOT / "data" / "sample" / "traces"  # the 7 Dec lab: traces with their resource samples
 MODELS = ROOT / "models"  # the shipped models: default (XGBoost, deciding) and lstm-ae (scored alongside)
 MODEL = MODELS / "default"
 PODS = {  # trace -> (namespace, name, miner?)
-    "miner-randomx-2t-r1.parquet": ("crypto", "ci-runner-7", True),
+    "miner-randomx-no-yield-r1.parquet": ("crypto", "ci-runner-7", True),  # ~10 syscalls/s on 2 busy cores
     "idle-redis-r1.parquet": ("shop", "cache-0", False),
     "gzip-compress-r1.parquet": ("batch", "compress-0", False),
     "numpy-mlp-r1.parquet": ("ml", "trainer-0", False),
