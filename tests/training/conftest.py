@@ -18,7 +18,9 @@ from minerlens_training.detectors import DETECTORS, BaseDetector, make_detector
 
 from tests.training.synthetic import write_synthetic_dataset
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE = (
+    Path(__file__).resolve().parents[2] / "data" / "sample-v1"
+)  # the first lab (one miner implementation): what these tests were written on
 FPR = 0.1
 
 
