@@ -77,7 +77,8 @@ def restore(state: HugePagesState) -> None:
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -100,7 +101,7 @@ def restore_pending(journal: Path) -> bool:
         journal.unlink(missing_ok=True)
         return False
     owner = doc.get("pid")
-    if isinstance(owner, int) and owner != os.getpid() and _alive(owner):
+    if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
         return False  # another lab process is running XMRig now: its own guard restores
     counts = doc.get("counts")
     if isinstance(counts, dict):

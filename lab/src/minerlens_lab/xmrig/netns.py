@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from minerlens_lab.xmrig.fetch import XmrigError
+from minerlens_lab.xmrig.hugepages import pid_alive
 
 NETNS_DIR = Path("/run/netns")
 PREFIX = "mlxmr"
@@ -191,23 +192,13 @@ def _kill_all(pids: Callable[[], list[int]], timeout_s: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale() -> list[str]:
     """Remove the namespaces of this module whose creating process is gone; their names."""
     removed = []
     with contextlib.suppress(FileNotFoundError):
         for entry in NETNS_DIR.iterdir():
             found = _NAME.match(entry.name)
-            if found and not _alive(int(found.group(1))):
+            if found and not pid_alive(int(found.group(1))):
                 LoopbackNetns(entry.name).delete()
                 removed.append(entry.name)
     return removed
