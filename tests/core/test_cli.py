@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from minerlens_core.cli import _load_plugins, app
@@ -38,15 +39,26 @@ def test_import_then_show(tmp_path: Path) -> None:
     counts = trace.table.column("syscall").value_counts().to_pylist()
     most = max(counts, key=lambda c: c["counts"])
     assert f"{most['values']}={most['counts']}" in shown.output
+    as_json = runner.invoke(app, ["show", str(out), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    (pod,) = json.loads(as_json.output)
+    assert set(pod) == {"pod", "container", "syscalls", "threads", "top_syscalls"}
+    assert pod["syscalls"] == len(trace)
+    assert f"{most['values']}={most['counts']}" in pod["top_syscalls"]
 
 
 def test_import_reports_malformed_lines(tmp_path: Path) -> None:
-    bad = tmp_path / "names.txt"
+    """The summary names the counts on one line, however long the paths (output that is not a terminal is never
+    hard-wrapped: rich would split it at 80 columns)."""
+    deep = tmp_path / ("a-rather-long-directory-name-" * 4) / ("and-another-one-" * 4)
+    deep.mkdir(parents=True)
+    bad = deep / "names.txt"
     bad.write_text("read write\n%%% garbage !!!\nclose\n")
-    res = runner.invoke(app, ["import", "-f", "names", str(bad), "-o", str(tmp_path / "x.parquet")])
+    res = runner.invoke(app, ["import", "-f", "names", str(bad), "-o", str(deep / "x.parquet")])
     assert res.exit_code == 0, res.output
     assert "line 2" in res.output
-    assert "3 syscalls, 1 malformed" in res.output.replace("\n", " ")
+    assert "3 syscalls, 1 malformed" in res.output
+    assert max(len(line) for line in res.output.splitlines()) > 80, "long lines stay whole"
 
 
 def test_unknown_format_and_missing_file_are_clear_errors(tmp_path: Path) -> None:

@@ -2,9 +2,9 @@
 # Build one minerlens image here, without any container registry:
 #   1. a python:3.11-slim-bookworm stand-in base image, made once with debootstrap from this machine's
 #      Debian archive (python3, venv, pip, passwd, CA certificates) and kept in buildah's storage;
-#   2. buildah (chroot isolation, vfs storage: no daemon, no overlay mounts) on services/<svc>/Dockerfile
-#      with --build-arg PYTHON_IMAGE=<that base>.
-# The Dockerfiles are unchanged: the real build uses the pinned python image from the registry.
+#   2. buildah (chroot isolation, vfs storage: no daemon, no overlay mounts) on the Dockerfile with the
+#      service's build arguments (scripts/images.sh --args) and --build-arg PYTHON_IMAGE=<that base>.
+# The Dockerfile is unchanged: the real build uses the pinned python image from the registry.
 #
 #   bash tests/deploy/build_image.sh responder [TAG]        (root; apt-get install buildah debootstrap)
 set -euo pipefail
@@ -49,8 +49,10 @@ if ! "${B[@]}" inspect --type image "${BASE}" >/dev/null 2>&1; then
     "${B[@]}" commit --rm -q "${ctr}" "${BASE}" >/dev/null
 fi
 
-log "building ${TAG} from services/${SVC}/Dockerfile"
+log "building ${TAG} from the Dockerfile (SERVICE=${SVC})"
 cd "${ROOT}"
+args=()
+while IFS= read -r a; do args+=(--build-arg "${a}"); done < <(bash scripts/images.sh --args "${SVC}")
 "${B[@]}" bud --format docker --isolation chroot --network host --layers=false \
-    --build-arg "PYTHON_IMAGE=${BASE}" -f "services/${SVC}/Dockerfile" -t "${TAG}" . >&2
+    --build-arg "PYTHON_IMAGE=${BASE}" "${args[@]}" -f Dockerfile -t "${TAG}" . >&2
 printf '%s\n' "${TAG}"

@@ -16,14 +16,15 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.tools import ROOT, SERVICES, SETTINGS_PREFIXES, compose_binary, settings_fields
+from tests.deploy.tools import CHART, ROOT, SERVICES, SETTINGS_PREFIXES, compose_binary, settings_fields
 
 COMPOSE = ROOT / "docker-compose.yml"
+POLICY = CHART / "files" / "responder-policy.yaml"  # the shipped responder policy: one copy, the chart's
 REQUIRED = {
     "MINERLENS_CLUSTER": "lab",
     "MINERLENS_MODELS_DIR": str(ROOT / "models"),
     "MINERLENS_MODEL": "xgboost-time1s",
-    "MINERLENS_TOKENS_FILE": str(ROOT / "k8s" / "base" / "config" / "responder-policy.yaml"),  # any file
+    "MINERLENS_TOKENS_FILE": str(POLICY),  # any file
 }
 ONE_SHOT = {"kafka-topics"}
 
@@ -133,7 +134,10 @@ def test_responder_is_dry_run_with_the_shipped_policy() -> None:
     responder = _compose()["services"]["responder"]
     assert responder["environment"]["MINERLENS_RESPONDER_MODE"] == "dry-run"
     (policy,) = responder["volumes"]
-    assert (ROOT / policy["source"]).is_file()
+    assert (ROOT / policy["source"]).resolve() == POLICY, (
+        f"docker-compose.yml mounts {policy['source']}: the shipped policy is {POLICY.relative_to(ROOT)}"
+    )
+    assert POLICY.is_file()
     assert policy["read_only"] is True
 
 

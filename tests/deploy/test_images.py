@@ -1,5 +1,6 @@
-"""services/*/Dockerfile: hadolint-clean, pinned, multi-stage, non-root where possible, with the right
-libraries in each image; and one image really built here (buildah, base made with debootstrap)."""
+"""The one Dockerfile: hadolint-clean, pinned, multi-stage, non-root where possible, dependencies from hashed
+lock files, the right libraries in each service's image (build arguments from scripts/images.sh, the same in
+docker-compose.yml); and one image really built here (buildah, base made with debootstrap)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.deploy.tools import ROOT, SERVICES, tool
 
-DOCKERFILES = {svc: ROOT / "services" / svc / "Dockerfile" for svc in SERVICES}
+DOCKERFILE = ROOT / "Dockerfile"
+LOCKS = ROOT / "requirements" / "lock"
 BASE_PIN = re.compile(r"^ARG PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm$", re.M)
 ML = ("torch", "onnxruntime", "sklearn", "shap", "lime", "xgboost")
 PORTS = {"collector": 9464, "featurizer": 6066, "scorer": 9466, "explainer": 8080, "siem": 9466, "responder": 9468}
+LOCAL = {"minerlens-core", "minerlens-training", *(f"minerlens-{s}" for s in SERVICES)}
 
 
 def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -30,9 +37,15 @@ def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_hadolint_passes(svc: str) -> None:
-    out = _hadolint(DOCKERFILES[svc])
+def _build_args(svc: str) -> dict[str, str]:
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "images.sh"), "--args", svc], capture_output=True, text=True, check=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if line)
+
+
+def test_hadolint_passes() -> None:
+    out = _hadolint(DOCKERFILE)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -51,52 +64,107 @@ def test_hadolint_config_catches_the_usual_mistakes(tmp_path: Path) -> None:
         assert rule in out.stdout, rule
 
 
-@pytest.mark.parametrize("svc", SERVICES)
-def test_dockerfile_layout(svc: str) -> None:
-    text = DOCKERFILES[svc].read_text()
+def test_one_dockerfile_for_every_service() -> None:
+    """Six copies became one: the per-service differences are build arguments (scripts/images.sh)."""
+    assert not list((ROOT / "services").glob("*/Dockerfile"))
+    text = DOCKERFILE.read_text()
     assert BASE_PIN.search(text), "base image must be pinned to an exact python 3.11 patch version"
     froms = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, re.M)
     assert froms == [("${PYTHON_IMAGE}", "build"), ("${PYTHON_IMAGE}", "")], "two stages: build, runtime"
     assert "COPY --from=build /opt/minerlens /opt/minerlens" in text
     for src in re.findall(r"^COPY (?!--from)(\S+) \S+$", text, re.M):
         assert (ROOT / src).exists(), src
-    port = PORTS[svc]
-    assert f"EXPOSE {port}" in text
-    assert re.search(rf"^HEALTHCHECK .*\n\s+CMD .*127\.0\.0\.1:{port}/", text, re.M)
+    assert "--require-hashes" in text
+    assert "requirements/lock/${SERVICE}.txt" in text
+    assert "--no-deps" in text, "the project's own packages must not pull unlocked dependencies"
+    assert re.search(r"^HEALTHCHECK .*\n\s+CMD .*MINERLENS_HEALTH_PORT", text, re.M)
     assert 'ENTRYPOINT ["minerlens"]' in text
-    assert f'CMD ["{svc}", "run"]' in text
-    user = re.findall(r"^USER (\S+)$", text, re.M)[-1]
+    assert 'CMD ["serve"]' in text
+    assert re.findall(r"^USER (\S+)$", text, re.M) == ["${UID}:${UID}"]
+    assert "ARG UID=10001" in text, "non-root unless a service asks"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_build_arguments_of_each_service(svc: str) -> None:
+    args = _build_args(svc)
+    assert args["SERVICE"] == svc
+    assert int(args["PORT"]) == PORTS[svc]
+    assert (args["UID"] == "0") == (svc == "collector"), "only the collector runs as root"
+    forbidden = set(args["FORBIDDEN"].split())
     if svc == "collector":
-        assert user == "0:0"
-        assert "hadolint ignore=DL3002" in text
-        assert "ROOT, on purpose" in text
+        assert forbidden >= {*ML, "faust"}
+        assert args["APT"] == "strace=6.1-0.1"
     else:
-        assert user == "10001:10001"
+        assert args["APT"] == ""
+    if svc in ("featurizer", "siem", "responder"):
+        assert forbidden >= set(ML)
+    if svc == "scorer":
+        assert forbidden >= set(ML) - {"onnxruntime"}
+    if svc == "explainer":
+        assert forbidden == {"torch", "faust"}, "SHAP/LIME/XGBoost/ONNX Runtime, never torch"
+    if svc != "featurizer":
+        assert "faust" in forbidden
 
 
-def _forbidden(text: str) -> set[str]:
-    match = re.search(r"bad = \[m for m in \(([^)]*)\) if u\.find_spec\(m\)\]", text)
-    assert match, "the build must check which libraries it installed"
-    return set(re.findall(r"'(\w+)'", match.group(1)))
-
-
-def test_each_image_installs_only_its_libraries() -> None:
-    text = {svc: p.read_text() for svc, p in DOCKERFILES.items()}
-    assert _forbidden(text["collector"]) >= {*ML, "faust"}
-    for svc in ("featurizer", "siem", "responder"):
-        assert _forbidden(text[svc]) >= set(ML), svc
-    assert _forbidden(text["scorer"]) >= set(ML) - {"onnxruntime"}
-    assert '"./packages/core[kafka,onnx,http]" ./services/scorer' in text["scorer"]
-    assert _forbidden(text["explainer"]) == {"torch"}
-    assert '"./training[explain]"' in text["explainer"]
-    assert "deep" not in re.sub(r"#.*", "", text["explainer"])
+def test_compose_builds_with_the_same_arguments() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     for svc in SERVICES:
-        assert "training" not in text[svc] or svc == "explainer", svc
+        build = compose["services"][svc]["build"]
+        assert build["dockerfile"] == "Dockerfile"
+        assert {k: str(v) for k, v in build["args"].items()} == _build_args(svc), svc
+
+
+def _lock(svc: str) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a lock file."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    name = ""
+    for line in (LOCKS / f"{svc}.txt").read_text().splitlines():
+        if m := re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?==([^ ;\\]+)", line):
+            name = canonicalize_name(m.group(1))
+            out[name] = (m.group(2), [])
+        elif m := re.match(r"^\s+--hash=sha256:([0-9a-f]{64})", line):
+            out[name][1].append(m.group(1))
+    return out
+
+
+def _direct_requirements(svc: str) -> list[Requirement]:
+    """The third-party requirements of what the image installs: core with the service's extras, the service."""
+
+    def deps(pyproject: Path, extras: set[str]) -> list[Requirement]:
+        project = tomllib.loads(pyproject.read_text())["project"]
+        reqs = [Requirement(r) for r in project.get("dependencies", [])]
+        for extra in extras:
+            reqs += [Requirement(r) for r in project.get("optional-dependencies", {}).get(extra, [])]
+        return reqs
+
+    own = deps(ROOT / "services" / svc / "pyproject.toml", {"k8s"} if svc == "collector" else set())
+    core_extras = next((r.extras for r in own if canonicalize_name(r.name) == "minerlens-core"), set())
+    reqs = own + deps(ROOT / "packages" / "core" / "pyproject.toml", set(core_extras))
+    if svc == "explainer":
+        reqs += deps(ROOT / "training" / "pyproject.toml", {"explain"})
+    return [r for r in reqs if canonicalize_name(r.name) not in LOCAL and (r.marker is None or r.marker.evaluate())]
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_each_image_has_a_hashed_lock_that_satisfies_its_dependencies(svc: str) -> None:
+    lock = _lock(svc)
+    assert len(lock) >= 10
+    assert all(hashes for _, hashes in lock.values()), "every pin has its hashes"
+    assert not set(lock) & LOCAL, "the project's own packages are installed from the tree"
+    for req in _direct_requirements(svc):
+        name = canonicalize_name(req.name)
+        assert name in lock, f"{svc}: {req} is not in requirements/lock/{svc}.txt (bash scripts/lock.sh)"
+        assert req.specifier.contains(lock[name][0], prereleases=True), f"{svc}: {name}=={lock[name][0]} vs {req}"
+    if svc != "explainer":
+        assert not {"torch", "shap", "lime", "scikit-learn"} & set(lock), svc
+    assert ("faust-streaming" in lock) == (svc == "featurizer")
+    assert "torch" not in lock
 
 
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".local", "models", "data", "tests", "**/__pycache__", "**/*.egg-info"} <= lines
+    assert "!requirements/lock" in lines, "the lock files are in the context"
 
 
 def _can_build() -> str | None:
@@ -132,7 +200,7 @@ def test_responder_image_builds_and_runs_as_non_root() -> None:
         text=True,
         check=True,
     )
-    assert inspect.stdout.startswith("10001:10001 [CMD python -c import urllib.request")
+    assert inspect.stdout.startswith("10001:10001 [CMD python -c import os, urllib.request")
     ctr = subprocess.run([*b, "from", "-q", tag], capture_output=True, text=True, check=True).stdout.strip()
     try:
         probe = (

@@ -1,27 +1,33 @@
-"""k8s/: every kustomization renders, every manifest validates, and the security settings hold.
+"""The Helm chart (deploy/helm/minerlens): every variant renders, every manifest validates, and the
+security settings hold.
 
-Rendering uses the real kustomize (inside kubectl); validation the Kubernetes OpenAPI schemas
-(kubernetes-validate, strict: unknown fields are errors) for the oldest supported (1.30) and the
-newest known Kubernetes. The assertions read the rendered documents, so they check what is applied.
+Rendering uses the real Helm (``helm template``, scripts/helm.sh); validation the Kubernetes OpenAPI
+schemas (kubernetes-validate, strict: unknown fields are errors) for the oldest supported (1.30) and
+the newest known Kubernetes. The Prometheus Operator kinds (monitoring.coreos.com), which those schemas
+do not know, are checked by shape. The assertions read the rendered documents, so they check what is
+applied.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
+from minerlens_core.models.signing import PUBKEY_ENV
 from minerlens_responder.policy import parse_policy
 
 from tests.deploy.tools import (
+    CHART,
     K8S,
-    OVERLAYS,
     ROOT,
+    SERVICES,
     SETTINGS_PREFIXES,
+    VARIANTS,
     Doc,
     containers,
     env_of,
@@ -29,6 +35,7 @@ from tests.deploy.tools import (
     of_kind,
     pod_spec,
     render,
+    rendered_sources,
     settings_fields,
     tool,
     workloads,
@@ -36,6 +43,15 @@ from tests.deploy.tools import (
 
 K8S_VERSIONS = ("1.30.0", kubernetes_validate.latest_version())
 COLLECTOR = "minerlens-collector"
+OPERATOR_GROUP = "monitoring.coreos.com/"  # CRDs of the Prometheus Operator: not in the OpenAPI schemas
+
+
+def _builtin(doc: Doc) -> bool:
+    return not str(doc["apiVersion"]).startswith(OPERATOR_GROUP)
+
+
+# MINERLENS_* variables that are not a service's settings class field: identity, the model signing key
+OTHER_SETTINGS = {"MINERLENS_CLUSTER", "MINERLENS_NODE_NAME", "REDIS_PASSWORD", PUBKEY_ENV}
 
 
 def _strict_validate(doc: Doc, version: str) -> None:
@@ -45,12 +61,12 @@ def _strict_validate(doc: Doc, version: str) -> None:
 # ---- rendering and schema validation ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_manifest_validates(name: str, version: str) -> None:
     docs = render(name)
     assert len(docs) > 40
-    for doc in docs:
+    for doc in filter(_builtin, docs):
         try:
             _strict_validate(doc, version)
         except kubernetes_validate.ValidationError as exc:
@@ -69,8 +85,16 @@ def test_the_validator_rejects_what_the_api_would() -> None:
 
 
 def test_yamllint() -> None:
+    """The YAML files as written (not the chart's Go templates: their output is parsed by every test here)."""
     yamllint = tool("yamllint", "pip install yamllint")
-    targets = ["k8s", "docker-compose.yml", ".hadolint.yaml", ".yamllint.yaml"]
+    chart = CHART.relative_to(ROOT)
+    targets = [
+        *(str(chart / f) for f in ("Chart.yaml", "values.yaml", "examples", "files")),
+        "k8s",
+        "docker-compose.yml",
+        ".hadolint.yaml",
+        ".yamllint.yaml",
+    ]
     out = subprocess.run(
         [yamllint, "-s", "-c", ".yamllint.yaml", *targets], cwd=ROOT, capture_output=True, text=True, check=False
     )
@@ -110,7 +134,7 @@ def test_every_topic_is_declared() -> None:
         assert topics.dead_letter(topic) in declared
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_hpas_scale_featurizer_and_scorer_within_the_partitions(name: str) -> None:
     docs = render(name)
     hpas = {h["spec"]["scaleTargetRef"]["name"]: h["spec"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
@@ -122,12 +146,14 @@ def test_hpas_scale_featurizer_and_scorer_within_the_partitions(name: str) -> No
     }
     for target, spec in hpas.items():
         assert 1 <= spec["minReplicas"] <= spec["maxReplicas"] <= bound[target], (target, spec)
+        # the HPA owns the replica count: a count in the Deployment would be reset by every upgrade
+        assert "replicas" not in named(docs, "Deployment", target)["spec"], target
 
 
 # ---- security ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_only_the_collector_is_privileged(name: str) -> None:
     for wl in workloads(render(name)):
         spec = pod_spec(wl)
@@ -177,7 +203,8 @@ def test_collector_daemonset_has_what_tracing_needs_and_no_more() -> None:
     assert env["MINERLENS_COLLECTOR_CGROUP_ROOT"] == mounts["host-cgroup"]["mountPath"]
 
 
-def test_privileged_overlay_only_touches_the_collector() -> None:
+def test_privileged_collector_only_touches_the_collector() -> None:
+    """examples/privileged-collector.yaml (collector.privileged: true) against the default render."""
     docs = render("privileged-collector")
     (c,) = pod_spec(named(docs, "DaemonSet", COLLECTOR))["containers"]
     assert c["securityContext"]["privileged"] is True
@@ -190,7 +217,7 @@ def test_privileged_overlay_only_touches_the_collector() -> None:
     assert changed == [("DaemonSet", "minerlens-node", COLLECTOR)]
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_resources_and_probes_everywhere(name: str) -> None:
     for wl in workloads(render(name)):
         for c in containers(wl):
@@ -338,7 +365,7 @@ def test_network_policies_default_deny_and_who_talks_to_what() -> None:
 # ---- configuration ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_setting_in_the_manifests_exists(name: str) -> None:
     """A misspelt MINERLENS_* variable would be silently ignored by pydantic-settings: refuse it here."""
     docs = render(name)
@@ -350,16 +377,12 @@ def test_every_setting_in_the_manifests_exists(name: str) -> None:
                     assert field in settings_fields(module, cls), f"{wl['metadata']['name']}: {key} is unknown"
                     break
             else:
-                assert key in {"MINERLENS_CLUSTER", "MINERLENS_NODE_NAME", "REDIS_PASSWORD"} or not key.startswith(
-                    "MINERLENS_"
-                ), key
+                assert key in OTHER_SETTINGS or not key.startswith("MINERLENS_"), key
 
 
 def test_shipped_responder_policy_is_valid_and_dry_run() -> None:
-    cm = named(render("base"), "ConfigMap", next(
-        d["metadata"]["name"] for d in of_kind(render("base"), "ConfigMap")
-        if d["metadata"]["name"].startswith("minerlens-responder-policy")
-    ))  # fmt: skip
+    cm = named(render("base"), "ConfigMap", "minerlens-responder-policy")
+    assert cm["data"]["policy.yaml"].strip() == (CHART / "files" / "responder-policy.yaml").read_text().strip()
     policy = parse_policy(cm["data"]["policy.yaml"])
     assert policy.mode == "dry-run"
     assert "minerlens*" in policy.namespaces.deny
@@ -374,7 +397,7 @@ def test_explainer_refuses_the_placeholder_token_secret() -> None:
         parse_tokens(secret["stringData"]["tokens"])
 
 
-@pytest.mark.parametrize("name", sorted(OVERLAYS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_images_are_pinned(name: str) -> None:
     for wl in workloads(render(name)):
         for c in containers(wl):
@@ -397,24 +420,114 @@ def test_every_deployment_has_a_matching_pdb() -> None:
         assert len(hits) == 1, dep["metadata"]["name"]
 
 
-def test_production_overlay_gives_the_featurizer_its_own_disk() -> None:
+def test_production_example_gives_the_featurizer_its_own_disk() -> None:
     dep = named(render("production"), "Deployment", "minerlens-featurizer")
     state = next(v for v in pod_spec(dep)["volumes"] if v["name"] == "state")
     assert "emptyDir" not in state
     claim = state["ephemeral"]["volumeClaimTemplate"]["spec"]
     assert claim["accessModes"] == ["ReadWriteOnce"]
-    assert dep["spec"]["replicas"] >= named(render("base"), "Deployment", "minerlens-featurizer")["spec"]["replicas"]
+    hpa = named(render("production"), "HorizontalPodAutoscaler", "minerlens-featurizer")["spec"]
+    base = named(render("base"), "HorizontalPodAutoscaler", "minerlens-featurizer")["spec"]
+    assert hpa["minReplicas"] > base["minReplicas"]
 
 
-def test_no_file_in_k8s_is_left_out_of_a_kustomization() -> None:
-    listed: set[Path] = set()
-    for kdir in OVERLAYS.values():
-        k = yaml.safe_load((kdir / "kustomization.yaml").read_text())
-        listed |= {(kdir / r).resolve() for r in k.get("resources") or []}
-        listed |= {(kdir / p["path"]).resolve() for p in k.get("patches") or [] if "path" in p}
-        for gen in k.get("configMapGenerator") or []:
-            listed |= {(kdir / e).resolve() for e in gen.get("envs") or []}
-            listed |= {(kdir / f.split("=")[-1]).resolve() for f in gen.get("files") or []}
-    for path in (K8S / "base").rglob("*"):
-        if path.is_file() and path.name != "kustomization.yaml":
-            assert path.resolve() in listed, f"{path.relative_to(ROOT)} is not used by the base kustomization"
+def test_every_template_renders_something_in_some_variant() -> None:
+    """A template file no variant renders is dead (or broken by a condition): none may be left over."""
+    templates = {
+        str(p.relative_to(CHART))
+        for p in (CHART / "templates").rglob("*")
+        if p.is_file() and not p.name.startswith("_") and p.name != "NOTES.txt"
+    }
+    rendered = set().union(*(rendered_sources(name) for name in VARIANTS))
+    assert templates - rendered == set(), "never rendered"
+    assert rendered - templates == set(), "rendered from a file that is not a template here"
+
+
+def test_the_chart_replaces_kustomize() -> None:
+    """One source of truth: the chart. Only the dependency examples stay in k8s/."""
+    assert sorted(p.name for p in K8S.iterdir()) == ["dependencies"]
+    assert not list(ROOT.glob("**/kustomization.y*ml"))
+
+
+# ---- the Prometheus Operator kinds (not in the OpenAPI schemas: their shape is checked here) --------
+
+
+def test_monitoring_is_off_by_default() -> None:
+    for name in ("base", "production", "privileged-collector"):
+        docs = render(name)
+        assert [d for d in docs if not _builtin(d)] == [], name
+        assert not [d for d in of_kind(docs, "ConfigMap") if "grafana_dashboard" in d["metadata"].get("labels", {})]
+
+
+def _service_port(svc: Doc, port_name: str) -> dict[str, object]:
+    ports = {p["name"]: p for p in svc["spec"]["ports"]}
+    assert port_name in ports, f"{svc['metadata']['name']} has no port {port_name}"
+    port: dict[str, object] = ports[port_name]
+    return port
+
+
+def test_service_monitors_scrape_every_service_metrics_port() -> None:
+    docs = render("monitoring")
+    monitors = of_kind(docs, "ServiceMonitor")
+    assert {m["metadata"]["name"] for m in monitors} == {f"minerlens-{s}" for s in SERVICES}
+    for m in monitors:
+        assert m["apiVersion"] == "monitoring.coreos.com/v1"
+        assert set(m) == {"apiVersion", "kind", "metadata", "spec"}
+        assert m["metadata"]["labels"]["release"] == "kube-prometheus-stack"  # examples/monitoring.yaml
+        spec = m["spec"]
+        assert set(spec) == {"namespaceSelector", "selector", "endpoints"}
+        ns = m["metadata"]["namespace"]
+        assert spec["namespaceSelector"] == {"matchNames": [ns]}
+        # the selector picks exactly the service's Service, in the monitor's namespace
+        services = [
+            s
+            for s in of_kind(docs, "Service")
+            if s["metadata"]["namespace"] == ns
+            and all(s["metadata"]["labels"].get(k) == v for k, v in spec["selector"]["matchLabels"].items())
+        ]
+        assert [s["metadata"]["name"] for s in services] == [m["metadata"]["name"]]
+        (svc,) = services
+        (endpoint,) = spec["endpoints"]
+        assert set(endpoint) <= {"port", "path", "scheme", "interval", "scrapeTimeout", "authorization", "relabelings"}
+        assert endpoint["path"] == "/metrics"
+        assert re.fullmatch(r"\d+s", endpoint["interval"])
+        assert re.fullmatch(r"\d+s", endpoint["scrapeTimeout"])
+        # ... on the port whose target serves /metrics: the one the pods announce in prometheus.io/port
+        target = _service_port(svc, endpoint["port"])["targetPort"]
+        (wl,) = [w for w in workloads(docs) if w["metadata"]["name"] == svc["metadata"]["name"]]
+        (c,) = pod_spec(wl)["containers"]
+        container_port = next(p["containerPort"] for p in c["ports"] if p["name"] == target)
+        assert str(container_port) == wl["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]
+        if m["metadata"]["name"] == "minerlens-explainer":  # /metrics needs a read token there
+            assert endpoint["authorization"] == {
+                "type": "Bearer",
+                "credentials": {"name": "minerlens-explainer-scrape", "key": "token"},
+            }
+        else:
+            assert "authorization" not in endpoint
+
+
+def test_prometheus_rule_is_the_rules_file() -> None:
+    (rule,) = of_kind(render("monitoring"), "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == "minerlens"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert set(rule["spec"]) == {"groups"}
+    assert rule["spec"]["groups"] == yaml.safe_load((CHART / "files" / "minerlens.rules.yaml").read_text())["groups"]
+    for group in rule["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"}
+        for r in group["rules"]:
+            assert set(r) <= {"alert", "expr", "for", "labels", "annotations"}, r
+
+
+def test_grafana_dashboard_is_provisioned_for_the_sidecar() -> None:
+    cms = [
+        d for d in of_kind(render("monitoring"), "ConfigMap") if d["metadata"]["name"] == "minerlens-grafana-dashboard"
+    ]
+    (cm,) = cms
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["namespace"] == "monitoring"  # examples/monitoring.yaml
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "minerlens"}
+    (key,) = cm["data"]
+    assert key.endswith(".json")
+    assert json.loads(cm["data"][key]) == json.loads((CHART / "dashboards" / "minerlens.json").read_text())

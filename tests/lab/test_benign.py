@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import typer
+from minerlens_core.datasets.manifest import verify
 from minerlens_lab.benign import benign_workloads
 from minerlens_lab.catalog import filter_workloads
 from minerlens_lab.cli import register
-from minerlens_lab.manifest import verify
 from minerlens_lab.requirements import missing_requirements
 from minerlens_lab.runner import LabOptions, default_cache_dir, plan_runs, run_lab
 from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
@@ -215,3 +215,23 @@ def test_openssl_speed_single_process_table_is_a_result(tmp_path: Path) -> None:
     (tmp_path / "speed.log").write_text("Doing AES-128-CBC for 3s on 1024 size blocks\n")
     with pytest.raises(RuntimeError, match="no result"):
         OpensslSpeedAes().check(ctx)
+
+
+def test_lab_fetch_prepares_download_once_inputs(tmp_path: Path) -> None:
+    """``minerlens lab fetch`` (the install step) fills the lab cache with what the LuaJIT builds need, so that no
+    timed run downloads it; workloads without download-once inputs are passed over."""
+    from minerlens_lab.benign.build import luajit_sources
+
+    cache = default_cache_dir()
+    result = CliRunner().invoke(
+        _lab_cli(), ["lab", "fetch", "--workloads", "make-luajit,idle-cron", "--cache-dir", str(cache)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ok make-luajit" in result.output
+    assert "idle-cron" not in result.output
+    assert (luajit_sources(cache) / "Makefile").is_file()
+    broken = tmp_path / "not-a-dir"
+    broken.write_text("a file where the cache should be")
+    failed = CliRunner().invoke(_lab_cli(), ["lab", "fetch", "--workloads", "make-luajit", "--cache-dir", str(broken)])
+    assert failed.exit_code == 1
+    assert "failed make-luajit" in failed.output

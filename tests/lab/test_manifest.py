@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from minerlens_lab.manifest import load_manifest, reusable_runs, verify
+from minerlens_core.datasets.manifest import load_manifest, reusable_runs, verify
 from minerlens_lab.runner import LabOptions, run_lab
 from minerlens_lab.workload import RunContext, Workload
 

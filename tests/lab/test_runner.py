@@ -22,12 +22,12 @@ import pytest
 import typer
 from minerlens_collector.capture import capture_command as real_capture
 from minerlens_collector.local_pod import LocalPod, cgroup_hierarchies
+from minerlens_core.datasets.manifest import Manifest, load_manifest, verify
 from minerlens_core.traces import read_trace
 from minerlens_lab.benign.compression import GzipCompress
 from minerlens_lab.benign.idle import IdleCron
 from minerlens_lab.benign.web import PythonHttpServer
 from minerlens_lab.cli import register
-from minerlens_lab.manifest import Manifest, load_manifest, verify
 from minerlens_lab.runner import (
     DEFAULT_MINER_SECONDS,
     DEFAULT_REPEATS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from minerlens_core.datasets.manifest import load_manifest, verify
 from minerlens_core.traces import read_trace
 from minerlens_lab.catalog import catalog
-from minerlens_lab.manifest import load_manifest, verify
 from minerlens_lab.sample import make_sample
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -42,9 +42,9 @@ def test_sampling_takes_a_middle_slice(tmp_path: Path) -> None:
 
 def test_sampling_keeps_the_samples_around_the_slice(tmp_path: Path) -> None:
     """A slice keeps the resource samples of its span and the ones just outside it (windows stay bracketed)."""
+    from minerlens_core.datasets.manifest import Manifest, RunRecord, write_manifest
     from minerlens_core.schemas.resources import ResourceSnapshot
     from minerlens_core.traces import StreamSample, TraceMeta, write_trace
-    from minerlens_lab.manifest import Manifest, RunRecord, write_manifest
 
     full = read_trace(next(SAMPLE.joinpath("traces").glob("*.parquet")))
     table = full.table.slice(0, 1000)

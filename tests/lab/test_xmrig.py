@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from minerlens_core.datasets.manifest import RunRecord
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import RunRecord
 from minerlens_lab.runner import LabOptions, _PoolState, _work_root, default_cache_dir, run_one
 from minerlens_lab.workload import RunContext
 from minerlens_lab.xmrig import SHA256, XmrigConfig, XmrigIntegrityError, XmrigWorkload, fetch_xmrig, verify

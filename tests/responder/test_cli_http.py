@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from tests.responder.alerts import make_finding
 
 ROOT = Path(__file__).resolve().parents[2]
-POLICY = ROOT / "k8s" / "base" / "config" / "responder-policy.yaml"
+POLICY = ROOT / "deploy" / "helm" / "minerlens" / "files" / "responder-policy.yaml"
 
 app = typer.Typer()
 register(app)

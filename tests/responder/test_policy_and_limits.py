@@ -12,7 +12,7 @@ from minerlens_responder.responder import Responder
 from tests.responder.alerts import make_finding
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_POLICY = ROOT / "k8s" / "base" / "config" / "responder-policy.yaml"
+SHIPPED_POLICY = ROOT / "deploy" / "helm" / "minerlens" / "files" / "responder-policy.yaml"
 
 
 class Clock:

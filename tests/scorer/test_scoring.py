@@ -3,6 +3,7 @@ data, feature-spec mismatch, inline reasons, several models, sequence models."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from minerlens_core.schemas.windows import FeatureWindow, Verdict, decode_verdic
 from minerlens_scorer.model_set import ModelSet, build_model_set, load_model
 from minerlens_scorer.scoring import SPEC_MISMATCH, VECTOR_LENGTH, Rejected, Scorer
 
-from tests.scorer.helpers import sequence_artifact, trace_windows
+from tests.scorer.helpers import edit_manifest, sequence_artifact, trace_windows
 
 MINER = "miner-randomx-2t-r1"
 BENIGN = "numpy-mlp-r1"
@@ -235,3 +236,45 @@ def test_score_matrix_matches_onnx_model(xgb_set: ModelSet) -> None:
     expected = xgb_set.primary.model.score(X)
     got = [v.score for v in _verdicts(Scorer(xgb_set).score(windows))]
     assert got == pytest.approx(expected.tolist(), abs=1e-7)
+
+
+def _with_network(windows: list[FeatureWindow], names: tuple[str, ...], sockets: int) -> list[FeatureWindow]:
+    """The windows as a live capture with resource samples would give them: ``sockets`` internet sockets open, no
+    socket I/O (the sample-v1 traces have no resource samples)."""
+    cols = {n: names.index(n) for n in ("res.has", "res.sockets_inet", "io.socket_per_s", "io.inet_per_s")}
+    out = []
+    for w in windows:
+        f = list(w.features)
+        f[cols["res.has"]], f[cols["res.sockets_inet"]] = 1.0, float(sockets)
+        f[cols["io.socket_per_s"]] = f[cols["io.inet_per_s"]] = 0.0
+        out.append(w.model_copy(update={"features": f}))
+    return out
+
+
+def test_network_gate_of_the_model_makes_offline_windows_benign(trained: dict[str, Path], tmp_path: Path) -> None:
+    """A model trained with ``--gate network`` names the gate in its manifest; the scorer then decides *benign* for a
+    window over the threshold whose pod holds no internet socket and did no socket I/O (score kept, detail says
+    why, counted), and still *miner* for the same window with a socket open."""
+    gated_dir = tmp_path / "gated"
+    shutil.copytree(trained["xgboost"], gated_dir)
+    edit_manifest(gated_dir, gate="network")
+    gated_set = build_model_set([load_model(gated_dir)])
+    plain_set = build_model_set([load_model(trained["xgboost"])])
+    names = gated_set.primary.model.spec.names
+    windows = trace_windows(MINER, pod_uid="m1")
+    offline, online = _with_network(windows, names, 0), _with_network(windows, names, 1)
+    plain = _verdicts(Scorer(plain_set).score(offline))
+    over = [i for i, v in enumerate(plain) if v.decision == "miner"]
+    assert len(over) >= 0.5 * len(plain), "the sample miner must score over the threshold"
+    scorer = Scorer(gated_set)
+    gated = _verdicts(scorer.score(offline))
+    assert all(gated[i].decision == "benign" for i in over)
+    assert all(gated[i].score == plain[i].score for i in over)
+    assert all("network gate" in gated[i].detail for i in over)
+    assert scorer.gated == len(over)
+    still = _verdicts(scorer.score(online))
+    assert sum(v.decision == "miner" for v in still) == len(_verdicts(Scorer(plain_set).score(online))) > 0
+    assert scorer.gated == len(over)  # windows with a socket open are never gated
+    assert [v.decision for v in _verdicts(scorer.score(windows))] == [
+        v.decision for v in _verdicts(Scorer(plain_set).score(windows))
+    ], "windows without resource samples (res.has = 0) are never gated"

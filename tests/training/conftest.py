@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from minerlens_lab.manifest import load_manifest
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_training.datasets import Dataset, load_dataset
 from minerlens_training.detectors import DETECTORS, BaseDetector, make_detector
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from minerlens_core.datasets.manifest import Manifest, RunRecord, top_syscalls, trace_name, write_manifest
 from minerlens_core.digests import sha256_file
 from minerlens_core.syscalls import Arch
 from minerlens_core.traces import TraceBuilder, TraceMeta, write_trace
 from minerlens_core.traces.model import Label
-from minerlens_lab.manifest import Manifest, RunRecord, top_syscalls, trace_name, write_manifest
 
 _PROFILES: dict[str, dict[str, float]] = {
     "web": {"epoll_wait": 3, "read": 3, "write": 2, "openat": 1, "close": 1, "sendfile": 1, "futex": 0.5},

@@ -18,12 +18,14 @@ T0 = 1_795_000_000.0
 
 
 def _verdict(
-    i: int, score: float, count: int, res: bool, threshold: float, min_syscalls: int, t: float, pid: int | None = None
-) -> Verdict:
+    i: int, score: float, count: int, res: bool, threshold: float, min_syscalls: int, t: float, pid: int | None = None,
+    gated: bool = False,
+) -> Verdict:  # fmt: skip
     """What the scorer's ``Scorer`` makes of a window: ``insufficient_data`` below ``min_syscalls`` unless the window
-    carries resource use (``res.has``), else its score. ``pid``: the window of that process in slot ``i``."""
+    carries resource use (``res.has``), else its score. ``pid``: the window of that process in slot ``i``.
+    ``gated``: the model's decision gate closed the window (benign whatever its score)."""
     insufficient = count < min_syscalls and not res
-    decision = "insufficient_data" if insufficient else "miner" if score > threshold else "benign"
+    decision = "insufficient_data" if insufficient else "miner" if score > threshold and not gated else "benign"
     return Verdict(
         envelope=Envelope(cluster="c", node="n", pod=PodRef(uid="uid-a", namespace="ns", name="p"), container_id="c0"),
         window_id=window_id("uid-a", "c0", "time:2s", i, pid),
@@ -46,7 +48,7 @@ Arr = np.ndarray[Any, Any]
 
 def _engine_events(
     scores: Arr, counts: Arr, res: Arr, times: Arr, thr: float, p: ScorerAlertPolicy,
-    slots: Arr | None = None, pids: Arr | None = None,
+    slots: Arr | None = None, pids: Arr | None = None, gated: Arr | None = None,
 ) -> list[tuple[int, str]]:  # fmt: skip
     policy = AlertPolicy(
         k=p.k,
@@ -69,12 +71,14 @@ def _engine_events(
 
     slot_of = np.arange(scores.size) if slots is None else slots
     pid_of = np.zeros(scores.size, np.int64) if pids is None else pids
+    gate = np.zeros(scores.size, np.bool_) if gated is None else gated
     rows = zip(
-        scores.tolist(), counts.tolist(), res.tolist(), times.tolist(), slot_of.tolist(), pid_of.tolist(), strict=True
-    )
-    for i, (s, c, r, t, slot, pid) in enumerate(rows):
+        scores.tolist(), counts.tolist(), res.tolist(), times.tolist(), slot_of.tolist(), pid_of.tolist(),
+        gate.tolist(), strict=True,
+    )  # fmt: skip
+    for i, (s, c, r, t, slot, pid, g) in enumerate(rows):
         note(i, engine.expire(now=t))
-        note(i, engine.observe(_verdict(slot, s, c, r, thr, p.min_syscalls, t, pid or None), now=t))
+        note(i, engine.observe(_verdict(slot, s, c, r, thr, p.min_syscalls, t, pid or None, g), now=t))
     return out
 
 
@@ -161,3 +165,34 @@ def test_slots_count_once_like_the_scorer() -> None:
     assert one.events == ((6, "open"),)
     assert one.scored == 3
     assert replay(spread, 0.5, [10] * 9, None, policy).events == ()  # as 9 windows: 2 of the last 5 over
+
+
+def test_gated_windows_decide_like_the_scorer() -> None:
+    """Windows the model's decision gate closes (the scorer's verdict: benign, score kept) never count as over,
+    in the replay as in the engine, with and without process windows in the slots."""
+    rng = np.random.default_rng(23)
+    policy = ScorerAlertPolicy(k=3, n=5, resolve_m=3, gate="network")
+    kinds: set[str] = set()
+    suppressed = 0
+    for _ in range(80):
+        n_slots = int(rng.integers(5, 60))
+        scores, counts, res, times = _sequence(rng, n_slots)
+        per_slot = rng.integers(1, 3, n_slots)
+        slot = np.repeat(np.arange(n_slots), per_slot)
+        pid = np.concatenate([np.arange(k) * 100 for k in per_slot])
+        s = np.where(pid == 0, scores[slot], rng.uniform(0.0, 1.0, slot.size))
+        c, r, t = counts[slot], res[slot], times[slot]
+        gated = np.repeat(rng.random(slot.size // 3 + 1) < 0.4, 3)[: slot.size] & (rng.random(slot.size) < 0.9)
+        thr = float(rng.uniform(0.5, 0.9))
+        ours = list(replay(s, thr, c, t, policy, r, slots=slot, gated=gated).events)
+        assert ours == _engine_events(s, c, r, t, thr, policy, slot, pid, gated)
+        ungated = list(replay(s, thr, c, t, policy, r, slots=slot).events)
+        suppressed += sum(e == "open" for _, e in ungated) - sum(e == "open" for _, e in ours)
+        kinds |= {e for _, e in ours}
+    assert kinds == {"open", "resolve", "quiet"}
+    assert suppressed > 0, "the gate must keep some alerts from opening"
+    high = [0.95] * 6
+    assert replay(high, 0.5, [10] * 6, None, policy, gated=[True] * 6).events == ()
+    assert replay(high, 0.5, [10] * 6, None, policy, gated=[True, False] * 3).events == ((5, "open"),)
+    a = replay(high, 0.5, [10] * 6, None, policy, gated=[True] * 6).alert_score
+    assert a == 0.0  # the threshold at which the stream alerts: never

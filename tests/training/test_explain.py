@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError
 from minerlens_core.features import FeatureSpec, Window, index_of, vectorize_many, windows_from_trace
 from minerlens_core.models import BACKGROUND_FILE
 from minerlens_core.schemas.explanations import Explanation
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import load_manifest
 from minerlens_training.artifacts import TrainingData, save_artifact
 from minerlens_training.detectors import make_detector
 from minerlens_training.explain import load_explainer, render_png

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_core.features import FeatureSpec, chunks_from_table, frames
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import load_manifest
 from minerlens_training.paper import (
     FRAME_N,
     PAPER_REPORTED_ACCURACY,

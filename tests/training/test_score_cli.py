@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import typer
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_core.features import FeatureSpec, WindowPolicy, vectorize_many, windows_from_trace
 from minerlens_core.models import ONNX_FILE
 from minerlens_core.models.onnx_model import OnnxModel
 from minerlens_core.schemas.explanations import Explanation
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import load_manifest
 from minerlens_training.artifacts import TrainingData, save_artifact
 from minerlens_training.cli_score import MODEL_ENV, register
 from minerlens_training.datasets import Dataset

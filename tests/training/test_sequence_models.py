@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, window_sequence, windows_from_trace
 from minerlens_core.models import (
@@ -21,7 +22,6 @@ from minerlens_core.models import (
 )
 from minerlens_core.models.onnx_model import OnnxModel, pad_sequences
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import load_manifest
 from minerlens_training.artifacts import load_artifact, save_artifact
 from minerlens_training.calibration import calibrate
 from minerlens_training.cli import app

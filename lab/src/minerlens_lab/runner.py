@@ -29,11 +29,7 @@ from pathlib import Path
 
 from minerlens_collector.capture import CaptureResult, PodLabel, capture_command
 from minerlens_collector.local_pod import LocalPod
-from minerlens_core.digests import sha256_file
-
-from minerlens_lab import environment
-from minerlens_lab.drive import drive_window
-from minerlens_lab.manifest import (
+from minerlens_core.datasets.manifest import (
     Manifest,
     RunRecord,
     reusable_runs,
@@ -42,6 +38,10 @@ from minerlens_lab.manifest import (
     trace_name,
     write_manifest,
 )
+from minerlens_core.digests import sha256_file
+
+from minerlens_lab import environment
+from minerlens_lab.drive import drive_window
 from minerlens_lab.requirements import missing_requirements
 from minerlens_lab.workload import RunContext, Workload
 

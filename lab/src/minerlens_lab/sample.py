@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+from minerlens_core.datasets.manifest import load_manifest, top_syscalls, write_manifest
 from minerlens_core.digests import sha256_file
 from minerlens_core.traces import StreamSample, read_trace, write_trace
-
-from minerlens_lab.manifest import load_manifest, top_syscalls, write_manifest
 
 
 def make_sample(src: Path, dst: Path, max_syscalls: int) -> int:

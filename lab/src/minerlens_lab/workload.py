@@ -71,6 +71,10 @@ class Workload(ABC):
     subsets: tuple[str, ...] = ()
     """named subsets this workload belongs to (``ci``: the short representative set CI runs)"""
 
+    def fetch(self, cache_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Download-once inputs into ``cache_dir`` (sources, pinned binaries): network and time that belong to the
+        install step (``minerlens lab fetch``), not to a run or a timed test. Idempotent; ``prepare`` may call it."""
+
     def prepare(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
         """Before capture: build, initialise. Raise to mark the workload failed."""
 

@@ -11,7 +11,8 @@ both and requires the same opens and closes. Per window, in order:
 2. a window with fewer than ``min_syscalls`` syscalls is ``insufficient_data`` (it counts neither way) unless
    it carries the pod's resource use (feature ``res.has``: the scorer judges a pod that burns CPU without
    syscalls on it).
-3. otherwise it joins the last ``n`` scored windows; it is *over* when ``score > threshold``.
+3. otherwise it joins the last ``n`` scored windows; it is *over* when ``score > threshold`` and the model's
+   decision gate (``policy.gate``, ``minerlens_core.features.gates``) left it open (``gated`` False).
    No open alert: when ``k`` of those are over, an alert **opens** at this window.
    Open alert: ``resolve_m`` consecutive windows below ``resolve_factor x threshold`` **resolve** it
    (the window that opened it is not counted); a close clears the recent windows, so a new alert needs
@@ -46,6 +47,8 @@ class ScorerAlertPolicy:
     quiet_timeout_s: float = 300.0
     forget_after_s: float = 3600.0
     min_syscalls: int = 3
+    gate: str = "none"
+    """the model's decision gate (``none`` | ``network``): gated windows are scored but never over"""
 
     def __post_init__(self) -> None:
         if not 1 <= self.k <= self.n:
@@ -61,6 +64,11 @@ class ScorerAlertPolicy:
             f"{self.resolve_m} consecutive windows below {self.resolve_factor:g} x threshold or "
             f"{self.quiet_timeout_s:g} s without a scored window; windows with fewer than {self.min_syscalls} "
             "syscalls are not scored"
+            + (
+                "; windows without network (no socket open, no socket I/O) are never over"
+                if self.gate != "none"
+                else ""
+            )
         )
 
 
@@ -91,6 +99,7 @@ def replay(
     policy: ScorerAlertPolicy,
     has_resources: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
     slots: Sequence[int] | npt.NDArray[np.int64] | None = None,
+    gated: Sequence[bool] | npt.NDArray[np.bool_] | None = None,
 ) -> StreamAlerts:
     """Replay one stream's windows (in arrival order): ``scores``, their syscall ``counts``, end times in
     seconds (``None`` or NaN: unknown) and whether each carries resource use (``None``: none does).
@@ -98,13 +107,19 @@ def replay(
     ``slots``: consecutive windows with the same slot id are one slot of the pod (a stream window followed by
     its process windows): as in the engine, the slot counts once, over when any of its windows is, with the
     highest score so far; a window that is not the slot's first moves no resolve count but a high one resets
-    it; a close clears the slot, so its later windows start a new one. ``None``: every window its own slot."""
+    it; a close clears the slot, so its later windows start a new one. ``None``: every window its own slot.
+    ``gated``: windows the model's decision gate made benign (the scorer's verdict says ``benign``): never over,
+    but their scores still hold off a resolve (the engine's slot keeps its highest score)."""
     s = np.asarray(scores, np.float64)
     c = np.asarray(counts, np.int64)
     t = np.full(s.size, np.nan) if end_s is None else np.asarray(end_s, np.float64)
     res = np.zeros(s.size, np.bool_) if has_resources is None else np.asarray(has_resources, np.bool_)
     if not s.size == c.size == t.size == res.size:
         msg = f"scores, counts, times and resource flags differ in length ({s.size}, {c.size}, {t.size}, {res.size})"
+        raise ValueError(msg)
+    g = np.zeros(s.size, np.bool_) if gated is None else np.asarray(gated, np.bool_)
+    if g.size != s.size:
+        msg = f"gated flags differ in length from the scores ({g.size}, {s.size})"
         raise ValueError(msg)
     scorable = (c >= policy.min_syscalls) | res
     slot_of = np.arange(s.size, dtype=np.int64) if slots is None else np.asarray(slots, np.int64)
@@ -120,6 +135,7 @@ def replay(
     best = 0.0
     lower = p.resolve_factor * threshold
     current: int | None = None  # the slot the last entry of ``recent`` stands for
+    slot_score = 0.0  # highest raw score of that slot (what a resolve compares)
     scored = 0
     for i in range(s.size):
         now = t[i]
@@ -139,17 +155,20 @@ def replay(
         if not scorable[i]:
             continue
         last_scored = now
-        score = float(s[i])
+        raw = float(s[i])
+        eff = 0.0 if g[i] else raw  # what counts towards opening: a gated window never is over
         new_slot = current is None or int(slot_of[i]) != current or not recent
         if new_slot:
             scored += 1
             current = int(slot_of[i])
-            recent.append(score > threshold)
-            ranked.append(score)
+            recent.append(eff > threshold)
+            ranked.append(eff)
+            slot_score = raw
         else:
-            recent[-1] = recent[-1] or score > threshold
-            score = max(score, ranked[-1])
-            ranked[-1] = score
+            recent[-1] = recent[-1] or eff > threshold
+            ranked[-1] = max(eff, ranked[-1])
+            slot_score = max(raw, slot_score)
+        score = slot_score
         if len(ranked) >= p.k:
             best = max(best, sorted(ranked)[-p.k])
         if not is_open:

@@ -80,6 +80,7 @@ def save_artifact(
     reference: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     background_size: int = 200,
     seed: int = 0,
+    gate: str = "none",
 ) -> ArtifactManifest:
     """Write the artifact directory ``out`` atomically (a temp dir next to it, then renames).
 
@@ -101,7 +102,7 @@ def save_artifact(
             _background(detector, spec, reference, background_size, seed).save(tmp / BACKGROUND_FILE)
         manifest = manifest_for(
             detector, tmp, spec, training_data, _LIBRARIES,
-            model_name=model_name, model_version=model_version, threshold_source=threshold_source,
+            model_name=model_name, model_version=model_version, threshold_source=threshold_source, gate=gate,
         )  # fmt: skip
         write_manifest(tmp, manifest)
     return manifest

@@ -28,17 +28,30 @@ I64 = npt.NDArray[np.int64]
 Inputs = npt.NDArray[np.float32] | npt.NDArray[np.integer]
 
 
-def calibrate(det: BaseDetector, X: Inputs, y: I64, groups: I64, fpr: float, how: Calibration, folds: int = 3) -> float:
+def calibrate(
+    det: BaseDetector,
+    X: Inputs,
+    y: I64,
+    groups: I64,
+    fpr: float,
+    how: Calibration,
+    folds: int = 3,
+    eligible: npt.NDArray[np.bool_] | None = None,
+) -> float:
     """Set ``det``'s threshold (``det`` is already fitted on ``X, y``) for benign-window FPR ``fpr``.
 
     ``X`` is what ``det`` reads (feature vectors or sequences); the fold models are ``det.clone()``s.
+    ``eligible``: the windows that can alert at all (not closed by a decision gate): the FPR is measured on the
+    benign ones among them (default: every window).
     """
+    ok = np.ones(len(y), np.bool_) if eligible is None else np.asarray(eligible, np.bool_)
+    benign = (y == 0) & ok
     n_groups = len(np.unique(groups))
     if how == "train" or n_groups < 2:
-        return det.infer_threshold(X[y == 0], fpr)
+        return det.infer_threshold(X[benign], fpr)
     benign_scores: list[npt.NDArray[np.float64]] = []
     for tr, te in GroupKFold(n_splits=min(folds, n_groups)).split(X, y, groups):
-        te_benign = te[y[te] == 0]
+        te_benign = te[benign[te]]
         if te_benign.size == 0:
             continue
         try:
@@ -48,7 +61,7 @@ def calibrate(det: BaseDetector, X: Inputs, y: I64, groups: I64, fpr: float, how
             continue
         benign_scores.append(fold.score(X[te_benign]))
     if not benign_scores:  # no benign window in the training part: nothing to calibrate on out of fold
-        return det.infer_threshold(X[y == 0], fpr)
+        return det.infer_threshold(X[benign], fpr)
     det.threshold = threshold_for_fpr(np.concatenate(benign_scores), fpr)
     det.threshold_fpr = fpr
     return det.threshold

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from minerlens_core.errors import MinerlensError
 from minerlens_core.features import FeatureSpec, WindowPolicy
-from rich.console import Console
+from minerlens_core.features.gates import GATE_COLUMNS, GATES, can_gate, gated_mask
+from minerlens_core.terminal import make_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from minerlens_training.calibration import CALIBRATIONS, Calibration
@@ -20,7 +21,7 @@ from minerlens_training.calibration import CALIBRATIONS, Calibration
 if TYPE_CHECKING:
     from minerlens_training.datasets import Dataset
 
-console = Console(stderr=True, soft_wrap=True)
+console = make_console(stderr=True)
 DEFAULT_MODELS = "tree,xgboost,mlp"
 ALL_MODELS = "tree,xgboost,mlp,lstm,lstm-ae"
 WINDOW_MODEL = "xgboost"
@@ -69,6 +70,25 @@ def _spec(window_seconds: float | None, window_count: int | None = None, per_pro
             msg = f"--per-process: this feature library's window policy cannot ({exc})"
             raise typer.BadParameter(msg) from None
     return FeatureSpec.build(window=policy)
+
+
+Gate = Annotated[
+    str,
+    typer.Option(
+        help="decision gate: none | network (a window with resource samples and no socket open or used cannot "
+        "alert: a miner needs its pool; the threshold is calibrated on the windows it leaves open)"
+    ),
+]
+
+
+def _gate(value: str, kind: str, spec: FeatureSpec) -> str:
+    if value not in GATES:
+        msg = f"--gate must be one of {', '.join(GATES)}, not {value!r}"
+        raise typer.BadParameter(msg)
+    if value != "none" and (kind == "sequence" or not can_gate(spec.names)):
+        msg = f"--gate {value} needs a feature model on a spec with resource features ({', '.join(GATE_COLUMNS)})"
+        raise typer.BadParameter(msg)
+    return value
 
 
 def _calibration(value: str) -> Calibration:
@@ -142,7 +162,7 @@ def _bar(description: str, total: int) -> Iterator[Callable[[str], None]]:
 
 def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: bool, bare: bool = False) -> Dataset:
     """``load_dataset`` with a progress line per run."""
-    from minerlens_lab.manifest import load_manifest
+    from minerlens_core.datasets.manifest import load_manifest
 
     from minerlens_training.datasets import load_dataset
 
@@ -177,6 +197,7 @@ def train_cmd(
     calibration: Annotated[
         str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
     ] = "oof",
+    gate: Gate = "none",
 ) -> None:
     """Fit a detector on every window of a dataset, set its threshold, write a verified ONNX artifact.
 
@@ -199,21 +220,27 @@ def train_cmd(
     dropout = context_dropout and input_kind(name) != "sequence" and not order_only
     ds = _load(data, spec, sequences=input_kind(name) == "sequence", order_only=order_only, bare=dropout)
     det = make_detector(name, seed=seed)
+    gate = _gate(gate, det.input_kind, spec)
     inputs = ds.inputs(det.input_kind)
     all_rows = np.arange(len(ds), dtype=np.int64)
-    y, src = ds.y, all_rows
+    full = all_rows[~ds.gated(gate)]
+    if full.size < all_rows.size:
+        console.print(f"gate {gate}: {all_rows.size - full.size} windows without network left out (they never alert)")
+    y, src = ds.y[full], full
+    inputs = inputs[full]
     if dropout:
         from minerlens_training.context import with_bare_rows
 
-        inputs, y, src = with_bare_rows(ds, all_rows, inputs)  # type: ignore[arg-type]
-        console.print(f"context dropout: {len(src) - len(ds)} windows also without resource samples and fd kinds")
+        inputs, y, src = with_bare_rows(ds, all_rows, ds.inputs(det.input_kind), full)  # type: ignore[arg-type]
+        console.print(f"context dropout: {len(src) - full.size} windows also without resource samples and fd kinds")
     how = _calibration(calibration)
     t0 = time.perf_counter()
     with _single_threaded():
         det.fit(inputs, y)
         console.print(f"fitted {name} in {time.perf_counter() - t0:.1f} s")
         groups = calibration_groups(ds, src, how)
-        threshold = calibrate(det, inputs, y, groups, fpr, how)
+        eligible = ~gated_mask(gate, spec.names, inputs) if gate != "none" else None
+        threshold = calibrate(det, inputs, y, groups, fpr, how, eligible=eligible)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,
         source=ds.source + (" (order-only view: no timestamps, resource samples or fd kinds)" if order_only else ""),
@@ -234,7 +261,9 @@ def train_cmd(
             det, out, spec, info, model_version=model_version, threshold_source=source, reference=reference
         )
     elif isinstance(det, Detector):
-        save_artifact(det, out, spec, info, model_version=model_version, threshold_source=source, reference=reference)
+        save_artifact(
+            det, out, spec, info, model_version=model_version, threshold_source=source, reference=reference, gate=gate
+        )
     what = f"{name} on {policy_text(spec)} windows{' (order-only view)' if order_only else ''}"
     console.print(f"[green]ok[/]: {what}, threshold {threshold:.4f} (FPR {fpr}) -> {out}")
 
@@ -298,6 +327,7 @@ def evaluate_cmd(
     ] = None,
     name: Annotated[str, typer.Option(help="report file stem")] = "evaluation",
     plots: Annotated[bool, typer.Option(help="write PNG figures next to the Markdown")] = True,
+    gate: Gate = "none",
 ) -> None:
     """Leave-one-family-out, leave-one-implementation-out, group-by-run and leaky random-window evaluation,
     with the scorer's alert policy replayed per run -> Markdown + JSON + plots."""
@@ -316,7 +346,12 @@ def evaluate_cmd(
         models=_models(models),
         fpr=fpr,
         policy=ScorerAlertPolicy(
-            k=alert_k, n=alert_n, resolve_m=resolve_m, resolve_factor=resolve_factor, min_syscalls=min_syscalls
+            k=alert_k,
+            n=alert_n,
+            resolve_m=resolve_m,
+            resolve_factor=resolve_factor,
+            min_syscalls=min_syscalls,
+            gate=_gate(gate, "features", _spec(window_seconds, window_count, per_process)),
         ),
         k_folds=k_folds,
         seed=seed,

@@ -24,12 +24,13 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 from minerlens_core.errors import MinerlensError
+from minerlens_core.features.gates import gated_mask
 from minerlens_core.syscalls import parse_arch
-from rich.console import Console
+from minerlens_core.terminal import make_console
 
 from minerlens_training.explain.trace_windows import TraceWindows, iso, read_windows
 
-console = Console(stderr=True, soft_wrap=True)
+console = make_console(stderr=True)
 MODEL_ENV = "MINERLENS_MODEL_DIR"
 MODELS = Path("models")
 DEFAULT_MODEL = MODELS / "default"
@@ -81,11 +82,14 @@ def score_records(
     k: int,
     n: int,
     choice: dict[str, str] | None = None,
+    gated: np.ndarray[Any, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The window objects of one file, then its summary object (with ``model_choice`` when given)."""
+    """The window objects of one file, then its summary object (with ``model_choice`` when given). ``gated``: the
+    windows the model's decision gate makes benign (``minerlens_core.features.gates``), as the scorer does."""
     from minerlens_training.metrics import AlertPolicy
 
-    flags = scores > threshold
+    closed = np.zeros(len(scores), np.bool_) if gated is None else np.asarray(gated, np.bool_)
+    flags = (scores > threshold) & ~closed
     for i, w in enumerate(tw.windows):
         pid = getattr(w, "pid", None)  # per-process windows (when the feature library emits them)
         yield {
@@ -103,6 +107,7 @@ def score_records(
             "complete": w.complete,
             "score": round(float(scores[i]), 6),
             "miner": bool(flags[i]),
+            **({"gated": True} if closed[i] else {}),
             "model": model,
         }
     policy = AlertPolicy(k, n)
@@ -192,9 +197,14 @@ def score_cmd(
             onnx = choice.model
             console.print(f"{f}: {choice.reason} ({choice.directory}, {choice.tag})", highlight=False, markup=False)
             tw = trace_windows(f, result, onnx.spec)
-            scores = onnx.score(tw.inputs(onnx.manifest)) if len(tw) else np.zeros(0)
+            inputs = tw.inputs(onnx.manifest) if len(tw) else None
+            scores = onnx.score(inputs) if inputs is not None else np.zeros(0)
+            gated = None
+            if inputs is not None and onnx.manifest.gate != "none" and onnx.manifest.input_kind == "features":
+                gated = gated_mask(onnx.manifest.gate, onnx.spec.names, inputs)
             ref = {"name": onnx.ref.name, "version": onnx.ref.version}
-            for record in score_records(tw, scores, onnx.threshold, ref, alert_k, alert_n, choice.as_json()):
+            records = score_records(tw, scores, onnx.threshold, ref, alert_k, alert_n, choice.as_json(), gated)
+            for record in records:
                 _emit(record)
     except (MinerlensError, ValueError) as exc:
         raise _fail(str(exc)) from None
@@ -259,7 +269,7 @@ def explain_cmd(
         sys.stdout.write(explanation.model_dump_json(indent=2) + "\n")
         return
     w = tw.windows[chosen]
-    out = Console(highlight=False, soft_wrap=True)
+    out = make_console(highlight=False)
     out.print(f"{file} window {chosen} ({explanation.window_id}, pod {w.pod_name or w.pod_uid}, {w.count} syscalls)")
     verdict = "MINER" if explanation.miner else "not a miner"
     out.print(f"score {explanation.score:.4f} vs threshold {explanation.threshold:.4f}: {verdict}")

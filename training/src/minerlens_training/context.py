@@ -19,15 +19,17 @@ F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
 
 
-def with_bare_rows(ds: Dataset, rows: I64, X: F32) -> tuple[F32, I64, I64]:
-    """(features, labels, source row of each) of ``rows`` followed by their bare twins (where one exists)."""
+def with_bare_rows(ds: Dataset, rows: I64, X: F32, full: I64 | None = None) -> tuple[F32, I64, I64]:
+    """(features, labels, source row of each) of ``full`` (default: ``rows``) followed by the bare twins of
+    ``rows`` (where one exists): a gate may leave a window's full row out of training but not its bare twin."""
+    full = rows if full is None else full
     if ds.X_bare is None or ds.bare_ok is None:
-        return X[rows], ds.y[rows], rows
+        return X[full], ds.y[full], full
     extra = rows[ds.bare_ok[rows]]
     return (
-        np.concatenate([X[rows], ds.X_bare[extra]]).astype(np.float32, copy=False),
-        np.concatenate([ds.y[rows], ds.y[extra]]),
-        np.concatenate([rows, extra]),
+        np.concatenate([X[full], ds.X_bare[extra]]).astype(np.float32, copy=False),
+        np.concatenate([ds.y[full], ds.y[extra]]),
+        np.concatenate([full, extra]),
     )
 
 

@@ -46,12 +46,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+from minerlens_core.datasets.manifest import MANIFEST_JSON, RunRecord, load_manifest
 from minerlens_core.digests import sha256_file
 from minerlens_core.errors import TraceFormatError
 from minerlens_core.features import FeatureSpec, Window, vectorize_many, window_sequence, windows_from_trace
+from minerlens_core.features.gates import gated_mask
 from minerlens_core.models.onnx_model import pad_sequences
 from minerlens_core.traces import Trace, read_trace
-from minerlens_lab.manifest import MANIFEST_JSON, RunRecord, load_manifest
 
 from minerlens_training.errors import DatasetError
 
@@ -203,6 +204,18 @@ class Dataset:
         if RES_HAS not in self.spec.names or self.X.shape[1] != self.spec.dim:
             return np.zeros(len(self), np.bool_)
         return np.asarray(self.X[:, self.spec.names.index(RES_HAS)] == 1.0, np.bool_)
+
+    def gated(self, gate: str) -> Bool:
+        """Windows whose decision the model's decision ``gate`` makes benign (``minerlens_core.features.gates``)."""
+        if gate == "none" or self.X.shape[1] != self.spec.dim:
+            return np.zeros(len(self), np.bool_)
+        if gate == "network":
+            return self._offline
+        return gated_mask(gate, self.spec.names, self.X)  # raises: unknown gate
+
+    @cached_property
+    def _offline(self) -> Bool:
+        return gated_mask("network", self.spec.names, self.X)
 
     @property
     def run_y(self) -> I64:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.features.gates import gated_mask
 
 from minerlens_training.alert_replay import ScorerAlertPolicy
 from minerlens_training.breakdowns import LOOKALIKES, breakdowns
@@ -70,6 +71,8 @@ class EvalConfig:
     jobs: int = 1
     lookalikes: tuple[str, ...] = LOOKALIKES
     schemes: tuple[str, ...] = SCHEMES
+    gate_train: bool = True
+    """with a decision gate (``policy.gate``): fit on the windows it leaves open (and every bare twin) only"""
 
 
 @dataclass(frozen=True)
@@ -89,18 +92,21 @@ def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int
     kind = detector_class(model).input_kind
     inputs = ds.inputs(kind)
     train = capped_rows(ds, split.train, cfg.train_cap)
+    gate = cfg.policy.gate if kind != "sequence" else "none"
+    full = train[~ds.gated(gate)[train]] if cfg.gate_train else train
     dropout = cfg.context_dropout and kind != "sequence" and ds.X_bare is not None
     X_tr: F32 | npt.NDArray[np.int16]
     if dropout:
-        X_tr, y_tr, src = with_bare_rows(ds, train, inputs)  # type: ignore[arg-type]
+        X_tr, y_tr, src = with_bare_rows(ds, train, inputs, full)  # type: ignore[arg-type]
     else:
-        X_tr, y_tr, src = inputs[train], ds.y[train], train
+        X_tr, y_tr, src = inputs[full], ds.y[full], full
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = calibration_groups(ds, src, cfg.calibration)
-    threshold = calibrate(det, X_tr, y_tr, groups, cfg.fpr, cfg.calibration, folds=cfg.oof_folds)
+    eligible = ~gated_mask(gate, ds.spec.names, X_tr) if gate != "none" else None
+    threshold = calibrate(det, X_tr, y_tr, groups, cfg.fpr, cfg.calibration, folds=cfg.oof_folds, eligible=eligible)
     calibrate_s = time.perf_counter() - t0
     scores = det.score(inputs[split.test]) if split.test.size else np.zeros(0)
     bare: dict[str, Any] = {}
@@ -149,7 +155,7 @@ def _records(ds: Dataset, split: Split, scores: F64, threshold: float, cfg: Eval
 
 def complete_split(ds: Dataset, split: Split, fitted: Fitted, cfg: EvalConfig) -> tuple[dict[str, Any], Bool]:
     """A fitted split's result with window metrics and (for run-based splits) its run records."""
-    preds = np.asarray(fitted.scores > fitted.threshold, np.bool_)
+    preds = np.asarray(fitted.scores > fitted.threshold, np.bool_) & ~ds.gated(cfg.policy.gate)[split.test]
     result = dict(fitted.result) | _window_blocks(ds, split.test, fitted.scores, preds)
     if split.test_runs:
         records = _records(ds, split, fitted.scores, fitted.threshold, cfg)
@@ -279,6 +285,7 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
                 "resolve_factor": cfg.policy.resolve_factor,
                 "quiet_timeout_s": cfg.policy.quiet_timeout_s,
                 "min_syscalls": cfg.policy.min_syscalls,
+                "gate": cfg.policy.gate,
                 "text": str(cfg.policy),
             },
             "k_folds": cfg.k_folds,
@@ -287,6 +294,7 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
             "seed": cfg.seed,
             "calibration": cfg.calibration,
             "oof_folds": cfg.oof_folds,
+            "gate_train": cfg.gate_train,
             "lookalikes": list(cfg.lookalikes),
             "schemes": {s: SCHEME_TITLES[s] for s in schemes},
             "unavailable_schemes": {s: _why_empty(ds, s) for s, splits in schemes.items() if not splits},

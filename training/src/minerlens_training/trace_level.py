@@ -59,6 +59,8 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
     proc = ds.is_process[rows]
     pod_rows, proc_rows = rows[~proc], rows[proc]
     has_res = ds.has_resources[rows] if rows.size else np.zeros(0, np.bool_)
+    gate = ds.gated(policy.gate)
+    over_of = {r: score_of[r] > threshold and not gate[r] for r in score_of}
     known = rows.size > 0 and bool((ds.start_ns[rows] >= 0).all())
     run_start = int(ds.start_ns[rows].min()) if known else None
     first_time: float | None = None
@@ -79,6 +81,7 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
             policy,
             has_res[arrived - rows[0]],
             slots=ds.start_ns[arrived],
+            gated=gate[arrived],
         )
         best, alerts, pod_alerts, pod_scored = sa.alert_score, len(sa.opened), len(sa.opened), sa.scored
         at = sa.first_open
@@ -99,6 +102,7 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
             _end_s(ds, srows),
             policy,
             has_res[srows - rows[0]],
+            gated=gate[srows],
         )
         best = max(best, sa.alert_score)
         alerts += len(sa.opened)
@@ -117,7 +121,7 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
         if is_proc and (first_proc is None or when < first_proc[0]):
             first_proc = (when, str(ds.comm[srows[0]]))
     pod_scores = np.array([score_of[r] for r in pod_rows.tolist()], np.float64)
-    flagged = int((pod_scores > threshold).sum())
+    flagged = sum(over_of[r] for r in pod_rows.tolist())
     rec: dict[str, Any] = {
         "run": i,
         "run_id": run.run_id,
@@ -146,10 +150,8 @@ def run_record(ds: Dataset, i: int, scores: F64, threshold: float, policy: Score
         miner_proc = proc_rows[ds.y[proc_rows] == 1]
         rec["process_windows"] = int(proc_rows.size)
         rec["process_miner_windows"] = int(miner_proc.size)
-        rec["process_miner_flagged"] = int(sum(score_of[r] > threshold for r in miner_proc.tolist()))
-        rec["process_benign_flagged"] = int(
-            sum(score_of[r] > threshold for r in proc_rows.tolist()) - rec["process_miner_flagged"]
-        )
+        rec["process_miner_flagged"] = sum(over_of[r] for r in miner_proc.tolist())
+        rec["process_benign_flagged"] = sum(over_of[r] for r in proc_rows.tolist()) - rec["process_miner_flagged"]
         rec["first_alert_comm"] = None if first_proc is None else first_proc[1]
         rec["names_miner_process"] = (
             None if first_proc is None or not run.miner_comms else first_proc[1] in run.miner_comms

@@ -78,6 +78,9 @@ class MakeLuajit(Workload):
     description = "make -j<threads> of LuaJIT 2.1 (gcc, host buildvm, DynASM, amalgamated VM) from clean sources"
     requires = ("gcc", "make", "ar", "strip")
 
+    def fetch(self, cache_dir: Path) -> None:
+        luajit_sources(cache_dir)
+
     def prepare(self, ctx: RunContext) -> None:
         shutil.copytree(luajit_sources(ctx.cache_dir), ctx.workdir / "luajit", symlinks=True)
 
@@ -123,6 +126,9 @@ class GccAmalgLuajit(Workload):
     requires = ("gcc", "make")
     repeats = LOOKALIKE_REPEATS
     imitates = "a single-threaded no-yield miner: one process computing for many seconds with almost no syscalls"
+
+    def fetch(self, cache_dir: Path) -> None:
+        luajit_generated(cache_dir)
 
     def prepare(self, ctx: RunContext) -> None:
         luajit_generated(ctx.cache_dir)

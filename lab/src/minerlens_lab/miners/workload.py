@@ -40,11 +40,17 @@ MIN_SECONDS_FOR_SHARES = 8.0
 """a run at least this long must have had an accepted share"""
 SHARE_INTERVAL_S = 30.0
 """the realistic pool's share interval (``minerlens_lab.pool.REALISTIC``)"""
-START_DIFF_FACTOR = 1 / 2
-"""a run starts at half the converged difficulty: its first shares come every ~15 s on a quiet machine,
-vardiff then raises it towards one share per 30 s (a real pool starts a new connection low, too)"""
-EXPECTED_HS_PER_THREAD = {"rx/0": 25.0, "cn-like": 60.0, "sha256d": 1.5e6, "scrypt": 4.0e3}
-"""rough hash rates of one thread of this lab's 2-core machine (quiet), for the start difficulty"""
+START_DIFF_FACTOR: dict[Profile, float] = {"xmrig": 1 / 2, "cpuminer": 1.0}
+"""the start difficulty as a share of the converged one, by the structure the run copies. XMRig-like runs start
+at half: their first shares come every ~15 s on a quiet machine and vardiff raises it towards one share per
+30 s (a real pool starts a new XMRig connection low, too). cpuminer-like runs start at it: cpuminer is
+pointed at a pool port (or given ``d=``) matching its hash rate class, and a miner that makes ~1-2 syscalls/s
+besides stratum would otherwise spend its first minute mostly talking to the pool (measured: 7.2 % of
+``miner-scrypt-2t``'s syscalls were stratum traffic at half; docs/dataset.md)"""
+EXPECTED_HS_PER_THREAD = {"rx/0": 25.0, "cn-like": 60.0, "sha256d": 2.1e6, "scrypt": 3.0e3}
+"""hash rates of one thread of this lab's 2-core machine (quiet; measured 7 Dec 2026), for the start difficulty"""
+CPUMINER_ALGOS = ("scrypt", "sha256d")
+"""algorithms whose default structure is cpuminer's (the C miner's ``--profile`` default)"""
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -142,7 +148,13 @@ class MinerWorkload(Workload):
             cores *= c.duty
         rate = EXPECTED_HS_PER_THREAD.get(c.algo, 1.0) * cores
         interval = 1.0 if c.pool_profile == "chatty" else self.share_interval_s
-        return max(1, round(rate * interval * START_DIFF_FACTOR))
+        return max(1, round(rate * interval * START_DIFF_FACTOR[self.profile]))
+
+    @property
+    def profile(self) -> Profile:
+        """The real miner's structure this entry copies (its configured one, else its algorithm's)."""
+        c = self.config
+        return c.profile or ("cpuminer" if c.algo in CPUMINER_ALGOS else "xmrig")
 
     def _pool_address(self, ctx: RunContext) -> tuple[str, int]:
         own = self._own_pools.get(ctx.workdir)

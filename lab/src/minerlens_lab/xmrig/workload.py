@@ -148,6 +148,9 @@ class XmrigWorkload(Workload):
 
     # ---- Workload ----------------------------------------------------------------------------------
 
+    def fetch(self, cache_dir: Path) -> None:
+        fetch_xmrig(cache_dir)
+
     def prepare(self, ctx: RunContext) -> None:
         run = self._runs[ctx.workdir] = _Run()
         binary = fetch_xmrig(ctx.cache_dir)

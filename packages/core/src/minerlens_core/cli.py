@@ -11,12 +11,12 @@ from typing import Annotated
 
 import pyarrow.compute as pc
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from minerlens_core.errors import MinerlensError
+from minerlens_core.logs import configure_logging
 from minerlens_core.models.cli import model_app
 from minerlens_core.syscalls import host_arch, parse_arch
+from minerlens_core.terminal import JsonOpt, make_console, print_rows
 from minerlens_core.traces import read_trace, write_trace
 
 app = typer.Typer(
@@ -25,16 +25,64 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = make_console(stderr=True)
 app.add_typer(model_app, name="model")
 
 
+EXIT_CODES = {
+    0: "success",
+    1: "the command ran and found a problem (a check failed, a verification mismatched, a run failed)",
+    2: "usage error: a bad option or argument, an unreadable input, a refused model or trace",
+    130: "interrupted (Ctrl-C / SIGINT)",
+}
+"""what ``minerlens`` exits with (docs/cli.md); a service stopped by SIGTERM exits 0 after draining"""
+
+
+def versions() -> dict[str, str]:
+    """Installed minerlens distributions and their versions (core always; services, lab, training if present)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in (
+        "minerlens-core", "minerlens-collector", "minerlens-featurizer", "minerlens-scorer", "minerlens-explainer",
+        "minerlens-siem", "minerlens-responder", "minerlens-lab", "minerlens-training",
+    ):  # fmt: skip
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from minerlens_core.features import FEATURE_VERSION
+    from minerlens_core.schemas.envelope import SCHEMA_VERSION
+
+    v = versions()
+    typer.echo(f"minerlens {v.get('minerlens-core', '?')}")
+    for dist, ver in v.items():
+        if dist != "minerlens-core":
+            typer.echo(f"  {dist} {ver}")
+    typer.echo(f"  contract schema_version {SCHEMA_VERSION}, feature version {FEATURE_VERSION}")
+    raise typer.Exit(0)
+
+
 @app.callback()
-def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _root(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the versions and exit"),
+    ] = False,
+) -> None:
+    """Logs: MINERLENS_LOG_FORMAT=json for JSON lines (same fields in every service), MINERLENS_LOG_LEVEL."""
+    try:
+        configure_logging(ctx.invoked_subcommand or "minerlens", verbose=verbose)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("import")
@@ -62,19 +110,21 @@ def import_cmd(
 def show_cmd(
     file: Annotated[Path, typer.Argument(help="canonical trace file")],
     top: Annotated[int, typer.Option(help="how many syscalls to list")] = 10,
+    as_json: JsonOpt = False,
 ) -> None:
     """Summarise a trace file: metadata, pods, top syscalls."""
     trace = read_trace(file)
     t = trace.table
-    console.print(trace.meta.model_dump_json(indent=2))
-    table = Table("pod", "container", "syscalls", "threads", "top syscalls")
+    if not as_json:
+        console.print(trace.meta.model_dump_json(indent=2))
+    rows = []
     for pod in t.column("pod_uid").unique().to_pylist():
-        rows = t.filter(pc.equal(t.column("pod_uid"), pod))
-        counts = sorted(rows.column("syscall").value_counts().to_pylist(), key=lambda c: -c["counts"])
+        part = t.filter(pc.equal(t.column("pod_uid"), pod))
+        counts = sorted(part.column("syscall").value_counts().to_pylist(), key=lambda c: -c["counts"])
         tops = ", ".join(f"{c['values']}={c['counts']}" for c in counts[:top])
-        containers = ",".join(c[:12] for c in rows.column("container_id").unique().to_pylist())
-        table.add_row(pod or "-", containers, str(rows.num_rows), str(len(rows.column("tid").unique())), tops)
-    Console().print(table)
+        containers = ",".join(c[:12] for c in part.column("container_id").unique().to_pylist())
+        rows.append([pod or "-", containers, part.num_rows, len(part.column("tid").unique()), tops])
+    print_rows(["pod", "container", "syscalls", "threads", "top syscalls"], rows, as_json=as_json)
 
 
 @app.command("watch")
@@ -103,6 +153,22 @@ def watch_cmd(
         summary_json.write_text(json.dumps(view.summary(), indent=2) + "\n")
 
 
+SERVICES = ("collector", "featurizer", "scorer", "explainer", "siem", "responder")
+
+
+@app.command("serve")
+def serve_cmd() -> None:
+    """Run the service named by MINERLENS_SERVICE (the image's default command): `minerlens <service> run`."""
+    import os
+    import sys
+
+    service = os.environ.get("MINERLENS_SERVICE", "")
+    if service not in SERVICES:
+        console.print(f"[red]error:[/] MINERLENS_SERVICE must be one of {', '.join(SERVICES)}, not {service!r}")
+        raise typer.Exit(2)
+    os.execvp(sys.argv[0], [sys.argv[0], service, "run"])  # noqa: S606 - this very command, a fixed argument list
+
+
 def _load_plugins() -> None:
     for ep in entry_points(group="minerlens.commands"):
         try:
@@ -118,3 +184,5 @@ def main() -> None:
     except MinerlensError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

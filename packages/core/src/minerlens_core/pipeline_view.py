@@ -7,7 +7,6 @@ and scripts can check the same numbers (``summary()``).
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from minerlens_core import topics
 from minerlens_core.schemas.ocsf import DetectionFinding, decode_finding
 from minerlens_core.schemas.windows import Verdict, decode_verdict
 from minerlens_core.settings import KafkaSettings
+from minerlens_core.terminal import make_console
 
 
 @dataclass
@@ -205,7 +205,7 @@ async def watch_pipeline(
 
 def wide_console() -> Console:
     """A console that does not squeeze pod names when output is not a terminal (logs, CI, pipes)."""
-    return Console() if sys.stdout.isatty() else Console(width=140)
+    return make_console(width=140)
 
 
 def run_watch(

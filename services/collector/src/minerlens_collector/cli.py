@@ -15,7 +15,7 @@ import typer
 from minerlens_core import topics
 from minerlens_core.errors import CaptureError
 from minerlens_core.settings import IdentitySettings, KafkaSettings
-from rich.console import Console
+from minerlens_core.terminal import make_console
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
@@ -25,7 +25,7 @@ from minerlens_collector.local_pod import LocalPod
 from minerlens_collector.settings import CollectorSettings
 from minerlens_collector.watch import StreamView, watch_stream
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 class SourceChoice(StrEnum):
@@ -217,7 +217,7 @@ def collector_watch(
     from_beginning: Annotated[bool, typer.Option(help="read the topic from its start")] = False,
 ) -> None:
     """Print, live, what reaches Kafka per pod: batches, syscalls, rate, losses, top syscalls."""
-    out = Console(width=None if sys.stdout.isatty() else 160)
+    out = make_console(width=160)
     with Live(_render(StreamView()), console=out, refresh_per_second=2) as live:
         view = asyncio.run(
             watch_stream(

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from minerlens_core.errors import MinerlensError
+from minerlens_core.terminal import make_console
 from pydantic import ValidationError
-from rich.console import Console
 
 from minerlens_explainer.auth import Role
 
 if TYPE_CHECKING:
     from minerlens_explainer.settings import ExplainerSettings
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 
 def _settings(models: list[Path] | None, tokens_file: Path | None, **overrides: object) -> ExplainerSettings:

@@ -21,11 +21,12 @@ from typing import Any, Literal
 
 from aiokafka.structs import ConsumerRecord
 from minerlens_core.kafka import ConsumerProgress, dead_letter_of, make_consumer, make_producer, send_dead_letter
+from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, STATUS_RESOLVED, DetectionFinding, decode_finding
 from minerlens_core.schemas.windows import decode_verdict, decode_window
 from minerlens_core.settings import KafkaSettings
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from minerlens_explainer.metrics import Metrics
 from minerlens_explainer.naming import UID_NAMESPACE, InvalidPodName, PodKey
@@ -52,19 +53,11 @@ class InvalidMessage(Exception):
         self.cause = cause
 
 
-class _AlertFields(BaseModel):
-    """``unmapped.minerlens`` of a finding, as far as the explainer reads it."""
+class _AlertFields(MinerlensDetails):
+    """``unmapped.minerlens`` of a finding (core's typed model), plus two window names older findings used."""
 
-    model_config = ConfigDict(extra="allow")
-
-    alert_id: str | None = Field(default=None, max_length=512)
-    window_ids: list[str] = Field(default_factory=list, max_length=10_000)
-    pod_uid: str | None = None
-    namespace: str | None = None
-    pod: str | None = None
-    opened_by: str | None = Field(default=None, description="the window that opened the alert (the scorer's)")
-    trigger_window_id: str | None = None
-    window_id: str | None = None
+    trigger_window_id: str | None = Field(default=None, max_length=512)
+    window_id: str | None = Field(default=None, max_length=512)
 
 
 @dataclass(frozen=True)
@@ -165,8 +158,8 @@ class Ingestor:
     async def _alert(self, value: bytes) -> Outcome:
         try:
             finding = decode_finding(value)
-            raw: Any = finding.unmapped.get("minerlens") or {}
-            fields = _AlertFields.model_validate(raw)
+            raw: Any = finding.unmapped.get("minerlens")
+            fields = _AlertFields.model_validate(raw if raw is not None else {})
         except (ValidationError, ValueError) as exc:
             reason = "invalid detection finding"
             raise InvalidMessage(reason, exc) from None

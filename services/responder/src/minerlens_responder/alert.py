@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from typing import Any
 
+from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.ocsf import DetectionFinding
+from pydantic import ValidationError
 
 from minerlens_responder.audit import ExplanationSummary, PodTarget
 
+log = logging.getLogger(__name__)
 MAX_SUMMARY = 900
 
 
@@ -44,41 +47,37 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _label_map(raw: Any) -> dict[str, str]:
-    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+def _details(finding: DetectionFinding) -> MinerlensDetails:
+    """The finding's ``unmapped.minerlens``; mistyped details are ignored (the OCSF fields still name the pod)."""
+    try:
+        return MinerlensDetails.of(finding)
+    except ValidationError as exc:
+        log.warning("finding %s: unmapped.minerlens ignored (%s)", finding.metadata.uid, str(exc)[:200])
+        return MinerlensDetails()
 
 
-def _reason_text(reason: Any) -> str:
-    if isinstance(reason, dict):
-        return str(reason.get("text") or reason.get("feature") or "").strip()
-    return str(reason).strip()
-
-
-def _score(finding: DetectionFinding, extra: dict[str, Any]) -> float | None:
-    raw = extra.get("score")
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return float(raw)
+def _score(finding: DetectionFinding, details: MinerlensDetails) -> float | None:
+    if details.score is not None:
+        return details.score
     if finding.risk_score is not None:
         return finding.risk_score / 100.0
     return None
 
 
 def alert_facts(finding: DetectionFinding) -> AlertFacts:
-    extra = finding.unmapped.get("minerlens")
-    extra = extra if isinstance(extra, dict) else {}
+    extra = _details(finding)
     res = finding.pod
-    pod_uid = (res.uid if res else "") or str(extra.get("pod_uid") or "")
-    namespace = (res.namespace if res else "") or str(extra.get("namespace") or "")
-    pod_name = (res.name if res else "") or str(extra.get("pod") or "")
-    raw_reasons = extra.get("reasons")
-    reasons = [t for t in (_reason_text(r) for r in raw_reasons) if t] if isinstance(raw_reasons, list) else []
+    pod_uid = (res.uid if res else "") or (extra.pod_uid or "")
+    namespace = (res.namespace if res else "") or (extra.namespace or "")
+    pod_name = (res.name if res else "") or (extra.pod or "")
+    reasons = [t for t in (r.sentence().strip() for r in extra.reasons) if t]
     summary = finding.message.strip()
     extra_reasons = [r for r in reasons[:3] if r not in summary]  # the scorer's message may quote them
     if extra_reasons:
         summary = f"{summary} — {'; '.join(extra_reasons)}" if summary else "; ".join(extra_reasons)
-    explain_path = extra.get("explain_path") or finding.finding_info.src_url
+    explain_path = extra.explain_path or finding.finding_info.src_url
     return AlertFacts(
-        alert_id=str(extra.get("alert_id") or finding.alert_id),
+        alert_id=extra.alert_id or finding.alert_id,
         finding_uid=finding.metadata.uid,
         activity_id=finding.activity_id,
         severity_id=finding.severity_id,
@@ -87,7 +86,7 @@ def alert_facts(finding: DetectionFinding) -> AlertFacts:
         pod_uid=pod_uid,
         namespace=namespace,
         pod_name=pod_name,
-        labels=(_labels(res.labels) if res and res.labels else _label_map(extra.get("labels"))),
+        labels=(_labels(res.labels) if res and res.labels else dict(extra.labels)),
         explanation=ExplanationSummary(
             summary=summary[:MAX_SUMMARY],
             reasons=reasons[:10],

@@ -16,13 +16,13 @@ import typer
 from minerlens_core.errors import ConfigurationError
 from minerlens_core.schemas.ocsf import decode_finding
 from minerlens_core.settings import IdentitySettings, KafkaSettings
+from minerlens_core.terminal import make_console
 from pydantic import ValidationError
-from rich.console import Console
 
 from minerlens_responder.policy import Policy, load_policy
 from minerlens_responder.settings import ResponderSettings
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 log = logging.getLogger(__name__)
 responder_app = typer.Typer(help="Policy-driven response to alerts (dry-run by default).", no_args_is_help=True)
 

@@ -30,8 +30,8 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
 from minerlens_core.schemas.windows import ModelRef, ProcessRef, Reason, Verdict
@@ -183,20 +183,6 @@ def stream_key(v: Verdict) -> StreamKey:
     if v.scope == "process" and v.process is not None:
         return (v.envelope.container_id, f"{v.policy}/p{v.process.pid}")
     return (v.envelope.container_id, v.policy)
-
-
-def marks_to_json(marks: dict[StreamKey, int]) -> list[dict[str, Any]]:
-    return [{"container_id": c, "policy": p, "index": i} for (c, p), i in sorted(marks.items())]
-
-
-def marks_from_json(items: Any) -> dict[StreamKey, int]:
-    out: dict[StreamKey, int] = {}
-    for it in items if isinstance(items, list) else []:
-        try:
-            out[(str(it["container_id"]), str(it["policy"]))] = int(it["index"])
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
 
 
 class AlertEngine:
@@ -432,11 +418,14 @@ class AlertEngine:
         return opened
 
     def _restore_one(self, f: DetectionFinding, t: float) -> int:
-        m = f.unmapped.get("minerlens")
-        if not isinstance(m, dict):
+        if not isinstance(f.unmapped.get("minerlens"), dict):
             return 0
-        uid = str(m["pod_uid"])
-        marks = marks_from_json(m.get("last_windows"))
+        m = MinerlensDetails.of(f)
+        if not m.pod_uid:
+            msg = "no pod_uid in unmapped.minerlens"
+            raise ValueError(msg)
+        uid = m.pod_uid
+        marks: dict[StreamKey, int] = {(w.container_id, w.policy): w.index for w in m.last_windows}
         state = self.pods.get(uid)
         if f.activity_id == ACTIVITY_CLOSE:
             if state is not None and state.alert is not None and state.alert.alert_id != f.finding_info.uid:
@@ -449,49 +438,61 @@ class AlertEngine:
                 self._merge(state, marks)
                 state.alerted = True
             return 0
-        pod = PodRef(
-            uid=uid, namespace=str(m.get("namespace", "")), name=str(m.get("pod", "")), labels=dict(m.get("labels", {}))
-        )
+        pod = PodRef(uid=uid, namespace=m.namespace or "", name=m.pod or "", labels=dict(m.labels))
         if state is None:
-            node, cluster = str(m.get("node", "")), str(m.get("cluster", "default"))
-            state = PodState(pod=pod, node=node, cluster=cluster, recent=deque(maxlen=self.policy.n))
+            state = PodState(
+                pod=pod, node=m.node or "", cluster=m.cluster or "default", recent=deque(maxlen=self.policy.n)
+            )
             self.pods[uid] = state
         self._merge(state, marks)
         state.alerted, state.last_seen, state.last_scored = True, t, t
         if state.alert is not None and state.alert.alert_id == f.finding_info.uid:
             return 1
-        model = m["model"]
-        ev = m.get("evidence") or {}
+        if (
+            m.model is None
+            or m.score is None
+            or m.threshold is None
+            or m.windows_over is None
+            or m.windows_seen is None
+        ):
+            msg = "unmapped.minerlens lacks model, score, threshold or window counts"
+            raise ValueError(msg)
+        ev = m.evidence
+        proc = ev.process if ev is not None else None
         alert = OpenAlert(
             alert_id=f.finding_info.uid,
-            opened_by=str(m.get("opened_by", "")),
+            opened_by=m.opened_by or "",
             created_ms=f.finding_info.created_time,
             first_seen_ms=f.finding_info.first_seen_time or f.finding_info.created_time,
             last_seen_ms=f.finding_info.last_seen_time or f.time,
-            window_ids=deque((str(w) for w in m.get("window_ids", [])), maxlen=self.policy.max_window_ids),
-            windows_over=int(m["windows_over"]),
-            windows_seen=int(m["windows_seen"]),
-            peak=float(m["score"]),
-            last_score=float(m.get("last_score") or m["score"]),
-            threshold=float(m["threshold"]),
-            model=ModelRef.model_validate(model),
+            window_ids=deque(m.window_ids, maxlen=self.policy.max_window_ids),
+            windows_over=m.windows_over,
+            windows_seen=m.windows_seen,
+            peak=m.score,
+            last_score=m.last_score or m.score,
+            threshold=m.threshold,
+            model=ModelRef.model_validate(m.model.model_dump()),
             evidence=Evidence(
-                window_id=str(ev.get("window_id", m.get("explain_window", ""))),
-                score=float(ev.get("score") or m["score"]),
-                container_id=str(m.get("container_id", "")),
-                reasons=[Reason.model_validate(r) for r in m.get("reasons", [])],
-                start_ms=ev.get("start_ms"),
-                end_ms=ev.get("end_ms"),
-                process=ProcessRef.model_validate(ev["process"]) if ev.get("process") else None,
-                scope=str(ev.get("scope", "stream")),
+                window_id=(ev.window_id if ev is not None and ev.window_id else m.explain_window or ""),
+                score=(ev.score if ev is not None and ev.score else m.score),
+                container_id=m.container_id or "",
+                reasons=[Reason.model_validate(r.model_dump()) for r in m.reasons],
+                start_ms=ev.start_ms if ev is not None else None,
+                end_ms=ev.end_ms if ev is not None else None,
+                process=ProcessRef.model_validate(proc.model_dump()) if proc is not None else None,
+                scope=ev.scope if ev is not None else "stream",
             ),
-            sequence=int(m.get("sequence", 1)),
-            below_run=int(m.get("below_run", 0)),
+            sequence=m.sequence if m.sequence is not None else 1,
+            below_run=m.below_run or 0,
         )
-        emitted = m.get("last_event") or {}
-        alert.emitted_peak = float(emitted.get("peak", alert.peak))
-        alert.emitted_over = int(emitted.get("windows_over", alert.windows_over))
-        alert.emitted_severity = int(emitted.get("severity_id", f.severity_id))
+        last = m.last_event
+        alert.emitted_peak = last.peak if last is not None and last.peak is not None else alert.peak
+        alert.emitted_over = (
+            last.windows_over if last is not None and last.windows_over is not None else alert.windows_over
+        )
+        alert.emitted_severity = (
+            last.severity_id if last is not None and last.severity_id is not None else f.severity_id
+        )
         state.alert = alert
         return 1
 

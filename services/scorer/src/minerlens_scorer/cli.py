@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from minerlens_core.settings import KafkaSettings
-from rich.console import Console
-from rich.table import Table
+from minerlens_core.terminal import JsonOpt, make_console, print_rows
 
 from minerlens_scorer.settings import ScorerSettings
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 scorer_app = typer.Typer(help="The ONNX scorer: verdicts per window, OCSF alerts per pod.", no_args_is_help=True)
 
 
@@ -50,6 +48,7 @@ def run_cmd(
 @scorer_app.command("models")
 def models_cmd(
     models_dir: Annotated[Path | None, typer.Option(help="overrides MINERLENS_SCORER_MODELS_DIR")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Verify every artifact in the models directory and show which would be served (and which decides)."""
     from minerlens_scorer.model_repository import ModelRepository
@@ -57,21 +56,18 @@ def models_cmd(
     settings = ScorerSettings()
     repo = ModelRepository(models_dir or settings.models_dir, primary=settings.primary_model)
     current = repo.refresh()
-    table = Table("artifact", "model", "version", "input", "threshold", "reasons", "status")
+    rows: list[list[object]] = []
     for m in current.models if current else ():
         status = "primary" if m is current.primary else "scoring"  # type: ignore[union-attr]
-        table.add_row(
-            m.directory.name,
-            m.name,
-            m.version,
-            m.model.input_kind,
-            f"{m.model.threshold:.4f}",
-            "yes" if m.ranker else "no",
-            status,
-        )
+        ref = m.model.manifest
+        rows.append(
+            [m.directory.name, m.name, m.version, m.model.input_kind, round(m.model.threshold, 4), ref.gate,
+             "yes" if m.ranker else "no", status]
+        )  # fmt: skip
     for path, why in repo.refused.items():
-        table.add_row(path.name, "-", "-", "-", "-", "-", f"[red]refused[/]: {why}")
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+        rows.append([path.name, None, None, None, None, None, None, f"refused: {why}"])
+    columns = ["artifact", "model", "version", "input", "threshold", "gate", "reasons", "status"]
+    print_rows(columns, rows, as_json=as_json)
     if current is None:
         raise typer.Exit(1)
 

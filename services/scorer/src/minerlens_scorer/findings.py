@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from minerlens_core.schemas.details import (
+    EvidenceDetails,
+    LastEventDetails,
+    MinerlensDetails,
+    ModelDetails,
+    PolicyDetails,
+    ProcessDetails,
+    ReasonDetails,
+    WindowMark,
+)
 from minerlens_core.schemas.ocsf import (
     ACTIVITY_CLOSE,
     ACTIVITY_CREATE,
@@ -27,7 +37,7 @@ from minerlens_core.schemas.ocsf import (
 )
 from minerlens_core.schemas.windows import ProcessRef, Reason
 
-from minerlens_scorer.alerting import AlertEvent, AlertPolicy, OpenAlert, PodState, marks_to_json
+from minerlens_scorer.alerting import AlertEvent, AlertPolicy, OpenAlert, PodState
 
 ACTIVITY_NAMES = {1: "Create", 2: "Update", 3: "Close"}
 STATUS_NAMES = {STATUS_NEW: "New", STATUS_IN_PROGRESS: "In Progress", STATUS_RESOLVED: "Resolved"}
@@ -123,51 +133,57 @@ class FindingFactory:
             message = f"{title}: score {a.peak:.3f}" + (f"; {top}" if top else "")
         container_id = a.evidence.container_id
         labels = [f"{k}={v}" for k, v in sorted(p.pod.labels.items())]
-        unmapped: dict[str, Any] = {
-            "alert_id": a.alert_id,
-            "pod_uid": p.uid,
-            "namespace": ns,
-            "pod": name,
-            "labels": dict(p.pod.labels),
-            "container_id": container_id,
-            "node": p.node,
-            "cluster": p.cluster,
-            "window_ids": list(a.window_ids),
-            "opened_by": a.opened_by,
-            "score": a.peak,
-            "last_score": a.last_score,
-            "threshold": a.threshold,
-            "resolve_threshold": lower,
-            "windows_over": a.windows_over,
-            "windows_seen": a.windows_seen,
-            "below_run": a.below_run,
-            "policy": {
-                "k": self.policy.k,
-                "n": self.policy.n,
-                "resolve_m": self.policy.resolve_m,
-                "resolve_factor": self.policy.resolve_factor,
-                "quiet_timeout_s": self.policy.quiet_timeout_s,
-            },
-            "model": a.model.model_dump(),
-            "reasons": [r.model_dump() for r in a.evidence.reasons],
-            "explain_path": path,
-            "explain_window": a.evidence.window_id,
-            "evidence": {
-                "window_id": a.evidence.window_id,
-                "score": a.evidence.score,
-                "start_ms": a.evidence.start_ms,
-                "end_ms": a.evidence.end_ms,
-                "scope": a.evidence.scope,
-                "process": a.evidence.process.model_dump() if a.evidence.process else None,
-            },
-            "process": a.evidence.process.model_dump() if a.evidence.process else None,
-            "sequence": a.sequence,
-            "last_event": {"peak": a.emitted_peak, "windows_over": a.emitted_over, "severity_id": a.emitted_severity},
-            "snapshot": event.snapshot,
-            "status": STATUS_NAMES[status],
-            "resolution": event.resolution,
-            "last_windows": marks_to_json(p.last_windows),
-        }
+        process = ProcessDetails.model_validate(a.evidence.process.model_dump()) if a.evidence.process else None
+        details = MinerlensDetails(
+            alert_id=a.alert_id,
+            pod_uid=p.uid,
+            namespace=ns,
+            pod=name,
+            labels=dict(p.pod.labels),
+            container_id=container_id,
+            node=p.node,
+            cluster=p.cluster,
+            window_ids=list(a.window_ids),
+            opened_by=a.opened_by,
+            score=a.peak,
+            last_score=a.last_score,
+            threshold=a.threshold,
+            resolve_threshold=lower,
+            windows_over=a.windows_over,
+            windows_seen=a.windows_seen,
+            below_run=a.below_run,
+            policy=PolicyDetails(
+                k=self.policy.k,
+                n=self.policy.n,
+                resolve_m=self.policy.resolve_m,
+                resolve_factor=self.policy.resolve_factor,
+                quiet_timeout_s=self.policy.quiet_timeout_s,
+            ),
+            model=ModelDetails.model_validate(a.model.model_dump()),
+            reasons=[ReasonDetails.model_validate(r.model_dump()) for r in a.evidence.reasons],
+            explain_path=path,
+            explain_window=a.evidence.window_id,
+            evidence=EvidenceDetails(
+                window_id=a.evidence.window_id,
+                score=a.evidence.score,
+                start_ms=a.evidence.start_ms,
+                end_ms=a.evidence.end_ms,
+                scope=a.evidence.scope,
+                process=process,
+            ),
+            process=process,
+            sequence=a.sequence,
+            last_event=LastEventDetails(
+                peak=a.emitted_peak, windows_over=a.emitted_over, severity_id=a.emitted_severity
+            ),
+            snapshot=event.snapshot,
+            status=STATUS_NAMES[status],
+            resolution=event.resolution,
+            last_windows=[
+                WindowMark(container_id=c, policy=pol, index=i) for (c, pol), i in sorted(p.last_windows.items())
+            ],
+        )
+        unmapped = details.model_dump(mode="json")
         target = {"type": "Kubernetes Pod", "uid": p.uid, "name": name or None, "namespace": ns or None}
         extra: dict[str, Any] = {
             "start_time": a.first_seen_ms,

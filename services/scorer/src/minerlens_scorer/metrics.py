@@ -17,6 +17,11 @@ class ScorerMetrics:
             ["outcome"], registry=r,
         )  # fmt: skip
         self.verdicts = Counter("minerlens_scorer_verdicts", "verdicts produced, by decision", ["decision"], registry=r)
+        self.gated = Counter(
+            "minerlens_scorer_gated_windows",
+            "windows over the threshold made benign by the model's decision gate (network: no socket, no pool)",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "minerlens_scorer_dead_letters", "messages sent to the dead-letter topic, by reason", ["reason"], registry=r
         )

@@ -45,6 +45,11 @@ class LoadedModel:
         return self.model.directory
 
     @property
+    def gate(self) -> str:
+        """The decision gate the model was calibrated with (``none`` | ``network``)."""
+        return self.model.manifest.gate
+
+    @property
     def res_column(self) -> int | None:
         """Index of ``res.has`` in the model's features (None: a spec without resource context)."""
         names = self.model.spec.names

@@ -12,6 +12,7 @@ import logging
 import time
 
 from minerlens_core.kafka import make_consumer
+from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.ocsf import DetectionFinding, decode_finding
 from minerlens_core.settings import KafkaSettings
 from pydantic import ValidationError
@@ -20,9 +21,12 @@ log = logging.getLogger(__name__)
 
 
 def _pod_uid(f: DetectionFinding) -> str | None:
-    m = f.unmapped.get("minerlens")
-    if isinstance(m, dict) and isinstance(m.get("pod_uid"), str):
-        return str(m["pod_uid"])
+    try:
+        uid = MinerlensDetails.of(f).pod_uid
+    except ValidationError:
+        uid = None
+    if uid:
+        return uid
     pod = f.pod
     return pod.uid if pod else None
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.features.gates import OFFLINE_DETAIL, gated_mask
 from minerlens_core.models.onnx_model import pad_sequences
 from minerlens_core.schemas.envelope import utcnow
 from minerlens_core.schemas.windows import FeatureWindow, ModelScore, Reason, Verdict
@@ -103,6 +104,8 @@ class Scorer:
         self._models = models
         self.min_syscalls = min_syscalls
         self._clock = clock
+        self.gated = 0
+        """windows over the threshold whose decision the model's gate made benign (``features.gates``)"""
 
     @property
     def models(self) -> ModelSet:
@@ -172,8 +175,13 @@ class Scorer:
                 extra.append((other, rows, self._run(other, inputs, rows)))
         ok = np.zeros(len(windows), dtype=np.bool_) if main is None else ~np.isnan(main)
         miner = np.zeros(len(windows), dtype=np.bool_)
+        gated = np.zeros(len(windows), dtype=np.bool_)
         if main is not None:
-            miner = ok & (np.nan_to_num(main) > primary.model.threshold)
+            over = ok & (np.nan_to_num(main) > primary.model.threshold)
+            if over.any() and primary.gate != "none":
+                gated = over & gated_mask(primary.gate, primary.model.manifest.feature_names, inputs.features())
+                self.gated += int(gated.sum())
+            miner = over & ~gated
         reasons: dict[int, list[Reason]] = {}
         if primary.ranker is not None and miner.any():
             flagged = np.flatnonzero(miner).tolist()
@@ -199,6 +207,8 @@ class Scorer:
             details = []
             if w.lost_events:
                 details.append(f"{w.lost_events} events were lost while this window was open")
+            if gated[j]:
+                details.append(OFFLINE_DETAIL)
             if miner[j] and primary.ranker is None:
                 details.append(f"no inline reasons: {primary.note} (ask the explainer)")
             out.append(

@@ -217,8 +217,10 @@ class ScorerService:
         if not windows:
             return out
         t0 = time.perf_counter()
+        gated = self.scorer.gated
         outcomes = self.scorer.score(windows)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        self.metrics.gated.inc(self.scorer.gated - gated)
         self.metrics.batch_size.observe(len(windows))
         verdicts: list[Verdict] = []
         wall = utcnow()

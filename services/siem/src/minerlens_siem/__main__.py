@@ -1,13 +1,13 @@
 """Container entry point: ``python -m minerlens_siem`` runs the exporter (configured by MINERLENS_SIEM_*)."""
 
 import asyncio
-import logging
 
+from minerlens_core.logs import configure_logging
 from minerlens_core.settings import KafkaSettings
 
 from minerlens_siem.service import run_service
 from minerlens_siem.settings import SiemSettings
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("siem")
     asyncio.run(run_service(SiemSettings(), KafkaSettings()))

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from minerlens_core.schemas.details import MinerlensDetails, ProcessDetails, ReasonDetails
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 Activity = Literal["create", "update", "close"]
 ACTIVITIES: dict[int, Activity] = {ACTIVITY_CREATE: "create", ACTIVITY_UPDATE: "update", ACTIVITY_CLOSE: "close"}
@@ -21,49 +22,6 @@ ACTIVITIES: dict[int, Activity] = {ACTIVITY_CREATE: "create", ACTIVITY_UPDATE: "
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="allow")
-
-
-class ModelInfo(_Lenient):
-    name: str
-    version: str
-
-
-class ReasonInfo(_Lenient):
-    """A feature that pushed the score (``unmapped.minerlens.reasons[]``)."""
-
-    feature: str
-    value: float | None = None
-    baseline: float | None = None
-    contribution: float | None = None
-    text: str = ""
-
-    def sentence(self) -> str:
-        if self.text:
-            return self.text
-        parts = [f"{self.feature}={_num(self.value)}"]
-        if self.baseline is not None:
-            parts.append(f"(baseline {_num(self.baseline)})")
-        return " ".join(parts)
-
-
-class MinerlensDetails(_Lenient):
-    """``unmapped.minerlens`` of a finding: every field optional, every present field typed."""
-
-    alert_id: str | None = None
-    pod_uid: str | None = None
-    namespace: str | None = None
-    pod: str | None = None
-    container_id: str | None = None
-    node: str | None = None
-    cluster: str | None = None
-    window_ids: list[str] = Field(default_factory=list)
-    score: float | None = None
-    threshold: float | None = None
-    windows_over: int | None = None
-    windows_seen: int | None = None
-    model: ModelInfo | None = None
-    reasons: list[ReasonInfo] = Field(default_factory=list)
-    explain_path: str | None = None
 
 
 class _Ref(_Lenient):
@@ -125,17 +83,15 @@ class AlertView:
     window_ids: list[str]
     confidence_score: int | None
     risk_score: float | None
-    reasons: list[ReasonInfo]
+    reasons: list[ReasonDetails]
     explain_url: str | None
     explain_path: str | None
     attacks: list[Attack]
+    process: ProcessDetails | None = None
+    """the process the alert names (pid, comm, exe), None when the finding has none"""
 
     def reasons_summary(self, limit: int = 5) -> str:
         return "; ".join(r.sentence() for r in self.reasons[:limit])
-
-
-def _num(value: float | None) -> str:
-    return "null" if value is None else f"{value:.6g}"
 
 
 def parse_labels(labels: list[str]) -> dict[str, str]:
@@ -148,7 +104,7 @@ def parse_labels(labels: list[str]) -> dict[str, str]:
     return out
 
 
-def _reasons_from_anomalies(finding: DetectionFinding) -> list[ReasonInfo]:
+def _reasons_from_anomalies(finding: DetectionFinding) -> list[ReasonDetails]:
     """Fallback when ``unmapped.minerlens.reasons`` is absent: the anomalies of ``anomaly_analyses``."""
     reasons = []
     for analysis in finding.anomaly_analyses:
@@ -160,14 +116,14 @@ def _reasons_from_anomalies(finding: DetectionFinding) -> list[ReasonInfo]:
                 except ValueError:
                     value = None
             reasons.append(
-                ReasonInfo(feature=anomaly.observation_parameter, value=value, text=anomaly.observed_pattern or "")
+                ReasonDetails(feature=anomaly.observation_parameter, value=value, text=anomaly.observed_pattern or "")
             )
     return reasons
 
 
 def alert_view(finding: DetectionFinding) -> AlertView:
     """Flatten ``finding``; raises ``pydantic.ValidationError`` when ``unmapped.minerlens`` is mistyped."""
-    details = MinerlensDetails.model_validate(finding.unmapped.get("minerlens") or {})
+    details = MinerlensDetails.of(finding)
     info = finding.finding_info
     analytic = info.analytic
     pod = finding.pod
@@ -226,4 +182,5 @@ def alert_view(finding: DetectionFinding) -> AlertView:
         explain_url=info.src_url,
         explain_path=details.explain_path,
         attacks=attacks,
+        process=details.process,
     )

@@ -22,6 +22,8 @@ class OutputChoice(StrEnum):
     cef_syslog = "cef-syslog"
     splunk_hec = "splunk-hec"
     stdout = "stdout"
+    falcosidekick = "falcosidekick"
+    alertmanager = "alertmanager"
 
 
 class ConvertChoice(StrEnum):

@@ -113,6 +113,11 @@ def view_to_ecs(view: AlertView) -> dict[str, Any]:
             },
         },
         "container": {"id": view.container_id},
+        "process": (
+            {"pid": view.process.pid, "name": view.process.comm or None, "executable": view.process.exe or None}
+            if view.process
+            else None
+        ),
         "host": {"name": view.node, "hostname": view.node},
         "related": {"hosts": [view.node] if view.node else []},
         "labels": {dedot(k): v for k, v in view.pod_labels.items()},

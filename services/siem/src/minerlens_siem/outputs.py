@@ -1,4 +1,5 @@
-"""The four outputs of ``minerlens siem run``: stdout (OCSF), ecs (NDJSON), cef-syslog and splunk-hec.
+"""The outputs of ``minerlens siem run``: stdout (OCSF), ecs (NDJSON), cef-syslog, splunk-hec, and the webhooks
+falcosidekick and alertmanager (``webhooks``).
 
 Every output has the same life cycle: ``start()``, ``submit(alert, ref)`` for each alert of a poll
 (mapping errors raise ``ValueError`` at once), ``flush()`` -> :class:`DeliveryReport`, ``close()``.
@@ -22,6 +23,7 @@ from minerlens_siem.hec import HecConfig, HecSender, hec_event
 from minerlens_siem.metrics import SiemMetrics
 from minerlens_siem.settings import SiemSettings
 from minerlens_siem.syslog import OCSF_TO_SYSLOG_SEVERITY, SyslogSender, rfc5424
+from minerlens_siem.webhooks import AlertmanagerOutput, FalcosidekickOutput, WebhookConfig
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +212,18 @@ def make_output(settings: SiemSettings, metrics: SiemMetrics, *, stream: TextIO 
             file = open(settings.ecs_path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
             return JsonLinesOutput("ecs", file, lambda a: view_to_ecs(a.view), owns_stream=True)
         return JsonLinesOutput("ecs", stream or sys.stdout, lambda a: view_to_ecs(a.view))
+    if settings.output in ("falcosidekick", "alertmanager"):
+        verify: bool | str = settings.webhook_verify_tls
+        if settings.webhook_verify_tls and settings.webhook_ca_file is not None:
+            verify = str(settings.webhook_ca_file)
+        config = WebhookConfig(
+            url=settings.webhook_url,
+            token=settings.resolved_webhook_token(),
+            timeout_s=settings.webhook_timeout_s,
+            max_retries=settings.webhook_max_retries,
+            verify=verify,
+        )
+        return FalcosidekickOutput(config) if settings.output == "falcosidekick" else AlertmanagerOutput(config)
     if settings.output == "cef-syslog":
         sender = SyslogSender(
             settings.syslog_host,

@@ -14,8 +14,9 @@ from minerlens_core import topics
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-OutputName = Literal["ecs", "cef-syslog", "splunk-hec", "stdout"]
-OUTPUTS: tuple[OutputName, ...] = ("ecs", "cef-syslog", "splunk-hec", "stdout")
+OutputName = Literal["ecs", "cef-syslog", "splunk-hec", "stdout", "falcosidekick", "alertmanager"]
+OUTPUTS: tuple[OutputName, ...] = ("ecs", "cef-syslog", "splunk-hec", "stdout", "falcosidekick", "alertmanager")
+WEBHOOK_OUTPUTS = ("falcosidekick", "alertmanager")
 
 PLACEHOLDER_TOKENS = frozenset(
     {
@@ -87,6 +88,16 @@ class SiemSettings(BaseSettings):
     hec_gzip: bool = False
     hec_allow_insecure_http: bool = Field(default=False, description="allow http:// (the token travels in clear)")
 
+    webhook_url: str = Field(
+        default="", description="falcosidekick or Alertmanager base URL, e.g. http://falcosidekick:2801"
+    )
+    webhook_token: SecretStr = SecretStr("")
+    webhook_token_file: Path | None = Field(default=None, description="file holding a bearer token (optional)")
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_retries: int = Field(default=3, ge=0)
+    webhook_verify_tls: bool = True
+    webhook_ca_file: Path | None = None
+
     @property
     def consumer_group(self) -> str:
         return self.group_id or f"minerlens-siem-{self.output}"
@@ -95,6 +106,26 @@ class SiemSettings(BaseSettings):
         if self.hec_token_file is not None:
             return self.hec_token_file.read_text().strip()
         return self.hec_token.get_secret_value().strip()
+
+    def resolved_webhook_token(self) -> str:
+        if self.webhook_token_file is not None:
+            return self.webhook_token_file.read_text().strip()
+        return self.webhook_token.get_secret_value().strip()
+
+    @model_validator(mode="after")
+    def _check_webhook(self) -> Self:
+        if self.output not in WEBHOOK_OUTPUTS:
+            return self
+        scheme = self.webhook_url.split("://", 1)[0].lower() if "://" in self.webhook_url else ""
+        if scheme not in ("http", "https"):
+            msg = f"output {self.output} needs MINERLENS_SIEM_WEBHOOK_URL (http or https), got {self.webhook_url!r}"
+            raise ValueError(msg)
+        try:
+            self.resolved_webhook_token()
+        except OSError as exc:
+            msg = f"cannot read the webhook token file {self.webhook_token_file}: {exc.strerror or exc}"
+            raise ValueError(msg) from None
+        return self
 
     @model_validator(mode="after")
     def _check_hec(self) -> Self:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.datasets.manifest import load_manifest
 from minerlens_core.features import (
     VOCAB_SIZE,
     VOCABULARY,
@@ -40,7 +41,6 @@ from minerlens_core.models import ArtifactManifest, Background, VerifiedManifest
 from minerlens_core.models.onnx_model import pad_sequences
 from minerlens_core.schemas.explanations import Explanation
 from minerlens_core.traces import read_trace
-from minerlens_lab.manifest import load_manifest
 
 from minerlens_training.errors import DatasetError
 from minerlens_training.explain.base import WindowExplainer

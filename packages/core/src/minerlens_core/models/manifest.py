@@ -126,6 +126,8 @@ class ArtifactManifest(BaseModel):
     libraries: dict[str, str]
     created_at: datetime
     kind_of_score: Literal["miner probability", "anomaly score"] = "miner probability"
+    gate: Literal["none", "network"] = "none"
+    """decision gate the threshold was calibrated with and the scorer applies (``features.gates``)"""
 
 
 def spec_fields(spec: FeatureSpec) -> dict[str, Any]:
