@@ -53,7 +53,7 @@ from minerlens_core.traces import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
-TRACES = ("miner-randomx-1t-yield-r1", "miner-randomx-2t-r1", "gzip-compress-r1", "idle-nginx-r1")
+TRACES = ("miner-randomx-no-yield-r1", "miner-randomx-2t-r1", "gzip-compress-r1", "idle-nginx-r1")
 
 
 def build_xgboost(out: Path) -> Path:

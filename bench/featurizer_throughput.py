@@ -58,8 +58,8 @@ BUSY = [
     "memcached-memaslap-r1",
     "make-luajit-r1",
     "ffmpeg-x264-hls-r1",
-    "miner-sha256d-2t-yield-r1",
-    "miner-scrypt-1t-yield-r1",
+    "miner-cryptonight-2t-r1",
+    "miner-cryptonight-noise-70-r1",
     "miner-randomx-hidden-web-r1",
     "gzip-compress-r1",
 ]
