@@ -235,3 +235,17 @@ def test_lab_fetch_prepares_download_once_inputs(tmp_path: Path) -> None:
     failed = CliRunner().invoke(_lab_cli(), ["lab", "fetch", "--workloads", "make-luajit", "--cache-dir", str(broken)])
     assert failed.exit_code == 1
     assert "failed make-luajit" in failed.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_lab_fetch_works_from_an_empty_cache(tmp_path: Path) -> None:
+    """The cold path of the install step: an empty lab cache gets the LuaJIT sources (pinned sdist from PyPI)."""
+    from minerlens_lab.benign.build import luajit_sources
+
+    cold = tmp_path / "empty-cache"
+    result = CliRunner().invoke(_lab_cli(), ["lab", "fetch", "--workloads", "make-luajit", "--cache-dir", str(cold)])
+    assert result.exit_code == 0, result.output
+    assert "ok make-luajit" in result.output
+    assert (cold / "sdists" / "lupa-2.8.tar.gz").is_file(), "the pinned sdist, downloaded once"
+    assert (luajit_sources(cold) / "Makefile").is_file()
