@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from minerlens_core.errors import MinerlensError
 from minerlens_core.features import FeatureSpec, WindowPolicy
-from minerlens_core.features.gates import GATE_COLUMNS, GATES, can_gate, gated_mask
+from minerlens_core.features.gates import GATE_COLUMNS, GATES, can_gate
 from minerlens_core.terminal import make_console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -208,6 +208,7 @@ def train_cmd(
 
     from minerlens_training.artifacts import TrainingData, save_artifact
     from minerlens_training.calibration import calibrate, calibration_groups
+    from minerlens_training.context import training_rows
     from minerlens_training.detectors import Detector, SequenceDetector, input_kind, make_detector
 
     names = _models(model)
@@ -221,25 +222,19 @@ def train_cmd(
     ds = _load(data, spec, sequences=input_kind(name) == "sequence", order_only=order_only, bare=dropout)
     det = make_detector(name, seed=seed)
     gate = _gate(gate, det.input_kind, spec)
-    inputs = ds.inputs(det.input_kind)
     all_rows = np.arange(len(ds), dtype=np.int64)
-    full = all_rows[~ds.gated(gate)]
-    if full.size < all_rows.size:
-        console.print(f"gate {gate}: {all_rows.size - full.size} windows without network left out (they never alert)")
-    y, src = ds.y[full], full
-    inputs = inputs[full]
+    inputs, y, src, eligible = training_rows(ds, all_rows, ds.inputs(det.input_kind), gate=gate, dropout=dropout)
+    kept = int((~ds.gated(gate)).sum())
+    if kept < len(ds):
+        console.print(f"gate {gate}: {len(ds) - kept} windows without network left out (they never alert)")
     if dropout:
-        from minerlens_training.context import with_bare_rows
-
-        inputs, y, src = with_bare_rows(ds, all_rows, ds.inputs(det.input_kind), full)  # type: ignore[arg-type]
-        console.print(f"context dropout: {len(src) - full.size} windows also without resource samples and fd kinds")
+        console.print(f"context dropout: {len(src) - kept} windows also without resource samples and fd kinds")
     how = _calibration(calibration)
     t0 = time.perf_counter()
     with _single_threaded():
         det.fit(inputs, y)
         console.print(f"fitted {name} in {time.perf_counter() - t0:.1f} s")
         groups = calibration_groups(ds, src, how)
-        eligible = ~gated_mask(gate, spec.names, inputs) if gate != "none" else None
         threshold = calibrate(det, inputs, y, groups, fpr, how, eligible=eligible)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from minerlens_core.features.gates import gated_mask
 
+from minerlens_training.calibration import Inputs
 from minerlens_training.datasets import Dataset
 
 F32 = npt.NDArray[np.float32]
@@ -38,3 +40,29 @@ def bare_rows(ds: Dataset, rows: I64) -> I64:
     if ds.bare_ok is None:
         return rows[:0]
     return rows[ds.bare_ok[rows]]
+
+
+def training_rows(
+    ds: Dataset,
+    rows: I64,
+    X: Inputs,
+    *,
+    gate: str = "none",
+    dropout: bool = False,
+    exclude_gated: bool = True,
+) -> tuple[Inputs, I64, I64, npt.NDArray[np.bool_] | None]:
+    """What a detector is fitted and calibrated on (``minerlens train`` and every evaluation split alike):
+    (inputs, labels, source row of each, windows that can alert or None without a gate).
+
+    ``rows`` of ``X`` (feature vectors or sequences); the windows the decision ``gate`` closes are left out
+    (``exclude_gated``) but, with ``dropout``, the bare twins of all ``rows`` are added (never gated); the
+    threshold is then calibrated on the windows the gate leaves open (``eligible``). Sequence inputs: gate none.
+    """
+    full = rows[~ds.gated(gate)[rows]] if exclude_gated else rows
+    X_tr: Inputs
+    if dropout:
+        X_tr, y, src = with_bare_rows(ds, rows, X, full)  # type: ignore[arg-type]
+    else:
+        X_tr, y, src = X[full], ds.y[full], full
+    eligible = ~gated_mask(gate, ds.spec.names, X_tr) if gate != "none" else None
+    return X_tr, y, src, eligible

@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from minerlens_core.features.gates import gated_mask
 
 from minerlens_training.alert_replay import ScorerAlertPolicy
 from minerlens_training.breakdowns import LOOKALIKES, breakdowns
 from minerlens_training.calibration import Calibration, calibrate, calibration_groups
-from minerlens_training.context import bare_rows, with_bare_rows
+from minerlens_training.context import bare_rows, training_rows
 from minerlens_training.datasets import MINER, Dataset
 from minerlens_training.detectors import detector_class, make_detector
 from minerlens_training.metrics import binary_metrics, roc_points
@@ -93,19 +92,15 @@ def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int
     inputs = ds.inputs(kind)
     train = capped_rows(ds, split.train, cfg.train_cap)
     gate = cfg.policy.gate if kind != "sequence" else "none"
-    full = train[~ds.gated(gate)[train]] if cfg.gate_train else train
     dropout = cfg.context_dropout and kind != "sequence" and ds.X_bare is not None
-    X_tr: F32 | npt.NDArray[np.int16]
-    if dropout:
-        X_tr, y_tr, src = with_bare_rows(ds, train, inputs, full)  # type: ignore[arg-type]
-    else:
-        X_tr, y_tr, src = inputs[full], ds.y[full], full
+    X_tr, y_tr, src, eligible = training_rows(
+        ds, train, inputs, gate=gate, dropout=dropout, exclude_gated=cfg.gate_train
+    )
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     groups = calibration_groups(ds, src, cfg.calibration)
-    eligible = ~gated_mask(gate, ds.spec.names, X_tr) if gate != "none" else None
     threshold = calibrate(det, X_tr, y_tr, groups, cfg.fpr, cfg.calibration, folds=cfg.oof_folds, eligible=eligible)
     calibrate_s = time.perf_counter() - t0
     scores = det.score(inputs[split.test]) if split.test.size else np.zeros(0)
