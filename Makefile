@@ -7,7 +7,7 @@ test:            ## the test command (what CI runs): install, start Kafka+Redis,
 	bash scripts/test.sh
 lint:            ## ruff + import contracts
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/lint-imports
-lock:            ## re-resolve the images' dependency locks (requirements/lock/*.txt, hashes; needs uv)
+lock:            ## re-resolve the dependency locks of the images and of dev/CI (requirements/lock/*.txt, hashes; uv)
 	bash scripts/lock.sh
 images:          ## build the six service images from the one Dockerfile (docker, else buildah)
 	bash scripts/images.sh

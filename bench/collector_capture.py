@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from minerlens_collector.events import RawEvents
-from minerlens_collector.tracefs import (
+from minerlens_collector.agent.tracefs import (
     TracefsInstance,
     TracefsSource,
     decode_pages,
     decode_pages_reference,
     is_available,
 )
-from minerlens_collector.tracefs import reader as reader_mod
+from minerlens_collector.agent.tracefs import reader as reader_mod
+from minerlens_collector.events import RawEvents
 from minerlens_core.syscalls import host_arch, syscall_number
 
 LOAD_C = r"""

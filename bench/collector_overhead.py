@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.local_pod import LocalPod
 
 ROOT = Path(__file__).resolve().parents[1]
 MINERLENS = str(Path(sys.executable).parent / "minerlens")

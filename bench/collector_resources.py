@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from minerlens_collector.cgroup_stats import CgroupReader
-from minerlens_collector.fdtable import FdTable
-from minerlens_collector.local_pod import LocalPod
-from minerlens_collector.resources import ResourceSampler, SampleTarget
+from minerlens_collector.agent.cgroup_stats import CgroupReader
+from minerlens_collector.agent.fdtable import FdTable
+from minerlens_collector.agent.resources import ResourceSampler, SampleTarget
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.syscalls import host_arch, syscall_number
 
 HOLDER_C = r"""

@@ -36,7 +36,7 @@ import zlib
 from pathlib import Path
 
 import pyarrow as pa
-from minerlens_collector.replay import ReplayPod, batches_from_trace, interleave
+from minerlens_collector.tools.replay import ReplayPod, batches_from_trace, interleave
 from minerlens_core.features import FeatureSpec, WindowPolicy
 from minerlens_core.kafka import make_producer, message_headers
 from minerlens_core.models import VerifiedManifest

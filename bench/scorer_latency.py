@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scorer_latency.py [--models DIR ...] [--batches 1,64,512] [--calls 2000]
 
-Windows: every 1-second window of the committed sample (``data/sample``, miners and benign pods) as the
+Windows: every 1-second window of the committed sample (``data/sample-v1``, miners and benign pods) as the
 ``FeatureWindow`` messages the featurizer emits. Models:
   * every artifact under ``--models`` (default: ``models/``) whose feature spec matches 1-s windows;
   * ``tree`` and ``xgboost`` trained on the sample with the training API (unless ``--no-train``);
@@ -22,41 +22,26 @@ One ONNX Runtime thread (the service default), one process. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from minerlens_core.features import VOCAB_SIZE
+from minerlens_core.models import ONNX_FILE
+from minerlens_core.models.onnx_model import pad_sequences
+from minerlens_core.schemas.windows import FeatureWindow, decode_window
+from minerlens_scorer.model_repository import artifact_dirs
+from minerlens_scorer.model_set import LoadedModel, build_model_set, load_model
+from minerlens_scorer.scoring import Scorer
+from minerlens_training.toy import TIME_1S, onnx_artifact, sample_windows, train_sample_artifacts
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.scorer.helpers: the sample as FeatureWindows, artifact builders
-
-from minerlens_core.digests import sha256_file  # noqa: E402
-from minerlens_core.features import VOCAB_SIZE, FeatureSpec, WindowPolicy  # noqa: E402
-from minerlens_core.models import ONNX_FILE, ArtifactManifest, TrainingData, spec_fields, write_manifest  # noqa: E402
-from minerlens_core.models.onnx_model import pad_sequences  # noqa: E402
-from minerlens_core.schemas.windows import FeatureWindow, decode_window  # noqa: E402
-from minerlens_scorer.model_repository import artifact_dirs  # noqa: E402
-from minerlens_scorer.model_set import LoadedModel, build_model_set, load_model  # noqa: E402
-from minerlens_scorer.scoring import Scorer  # noqa: E402
-
-SPEC = FeatureSpec.build(window=WindowPolicy.time(1.0))
-
-
-def sample_windows() -> list[FeatureWindow]:
-    from tests.scorer.helpers import SAMPLE, trace_windows
-
-    manifest = json.loads((SAMPLE / "manifest.json").read_text())
-    out: list[FeatureWindow] = []
-    for i, run in enumerate(r for r in manifest["runs"] if r["status"] == "ok"):
-        out += trace_windows(Path(run["file"]).stem, pod_uid=f"pod-{i}")
-    return out
+SAMPLE = ROOT / "data" / "sample-v1"  # the first lab's traces, as the scorer tests use them
+SPEC = TIME_1S
 
 
 def lstm_standin(out: Path, length: int) -> Path:
@@ -85,24 +70,20 @@ def lstm_standin(out: Path, length: int) -> Path:
         dynamic_axes={"sequence": {0: "n"}, "probabilities": {0: "n"}},
         dynamo=False,
     )
-    manifest = ArtifactManifest(
+    return onnx_artifact(
+        out,
+        None,  # model.onnx: written by the export above
+        spec=SPEC,
         model_name="minerlens-lstm-standin",
         version="0.0.0",
         kind="lstm (random weights: latency stand-in)",
         detector="lstm",
-        **spec_fields(SPEC),
         threshold=0.5,
-        threshold_fpr=0.01,
         input_kind="sequence",
         sequence_length=length,
         onnx_input="sequence",
-        training_data=TrainingData(manifest_sha256="0" * 64),
-        files={ONNX_FILE: sha256_file(out / ONNX_FILE)},
         libraries={"torch": torch.__version__},
-        created_at=datetime.now(UTC),
     )
-    write_manifest(out, manifest)
-    return out
 
 
 def timed(fn: Callable[[], object], calls: int) -> tuple[list[float], list[float]]:
@@ -171,17 +152,15 @@ def main() -> None:
     args = ap.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
 
-    windows = [w for w in sample_windows() if w.count >= 3]
+    windows = [w for w in sample_windows(SAMPLE, spec=SPEC) if w.count >= 3]
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{os.cpu_count()} CPUs, load average {load} (other jobs inflate the p99)")
     median = statistics.median(w.count for w in windows)
-    print(f"{len(windows)} one-second windows from data/sample (>= 3 syscalls), median {median:.0f} syscalls")
+    print(f"{len(windows)} one-second windows from {SAMPLE.name} (>= 3 syscalls), median {median:.0f} syscalls")
     tmp = Path(tempfile.mkdtemp(prefix="minerlens-bench-scorer-"))
     dirs = [d for root in args.models for d in artifact_dirs(root)]
     if not args.no_train:
-        from tests.scorer.helpers import train_artifacts
-
-        dirs += list(train_artifacts(tmp / "sample").values())
+        dirs += list(train_sample_artifacts(tmp / "sample", SAMPLE, spec=SPEC).values())
     models = []
     for d in dirs:
         try:

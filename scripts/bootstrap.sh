@@ -12,9 +12,18 @@ if [[ ! -x .venv/bin/python ]]; then
     "${PY}" -m venv .venv
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/pip install -q -e 'packages/core[kafka,onnx,http]' -e 'services/collector[k8s]' -e 'lab[pow]' -e 'training[deep,explain]' \
-    -e services/featurizer -e services/scorer -e services/explainer -e services/siem -e services/responder \
-    -r requirements/dev.txt
+# Third-party packages exactly as locked, with hashes (requirements/lock/dev.txt, from scripts/lock.sh: every
+# project package with the extras below, plus requirements/dev.txt); then the project's own packages, editable,
+# without dependencies (the lock has them all: `pip check` says so).
+.venv/bin/pip install -q --require-hashes -r requirements/lock/dev.txt
+.venv/bin/pip install -q --no-deps -e 'packages/core[kafka,onnx,http]' -e 'services/collector[k8s]' -e 'lab[pow]' \
+    -e 'training[deep,explain]' -e services/featurizer -e services/scorer -e services/explainer -e services/siem \
+    -e services/responder
+if ! problems=$(.venv/bin/pip check 2>&1); then
+    echo "${problems}" >&2
+    echo "bootstrap: the installed packages' requirements are not met (a stale lock? bash scripts/lock.sh dev)" >&2
+    exit 1
+fi
 bash scripts/kafka.sh fetch
 # helm (the chart's render/lint tests): built once from the Go module proxy, cached in $(go env GOPATH)/bin
 bash scripts/helm.sh path >/dev/null || echo "bootstrap: helm could not be built (the chart tests will say so)" >&2

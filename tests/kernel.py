@@ -8,7 +8,7 @@ import pytest
 
 
 def require_tracefs() -> None:
-    from minerlens_collector.tracefs import is_available
+    from minerlens_collector.agent.tracefs import is_available
 
     if os.geteuid() == 0 and is_available():
         return

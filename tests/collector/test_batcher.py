@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from minerlens_collector.attribution import TaskResolver
-from minerlens_collector.batcher import Batcher
+from minerlens_collector.agent.attribution import TaskResolver
+from minerlens_collector.agent.batcher import Batcher
+from minerlens_collector.agent.fdtable import FdTable
 from minerlens_collector.events import RawEvents
-from minerlens_collector.fdtable import FdTable
 from minerlens_core.schemas import FdKind, PodRef
 from minerlens_core.syscalls import Arch
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
-from minerlens_collector.capture import PodLabel, capture_command, capture_existing
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.capture import PodLabel, capture_command, capture_existing
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.schemas import FdKind
 from minerlens_core.traces import read_trace
 
@@ -279,8 +279,8 @@ def test_capture_records_resource_samples_into_the_trace(tmp_path: Path) -> None
 def test_a_pod_calling_nonexistent_syscalls_is_captured_and_batched(tmp_path: Path) -> None:
     """The kernel records ``syscall(-1)`` as id -1: the capture keeps it, the collector's batch sends it
     as the unknown number (a pod must not be able to make the collector's messages invalid)."""
-    from minerlens_collector.attribution import TaskResolver
-    from minerlens_collector.batcher import Batcher
+    from minerlens_collector.agent.attribution import TaskResolver
+    from minerlens_collector.agent.batcher import Batcher
     from minerlens_collector.cgroups import PodCgroup
     from minerlens_collector.events import RawEvents
     from minerlens_core.syscalls import host_arch

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from minerlens_collector.cgroup_stats import CgroupReader, find_hierarchies
+from minerlens_collector.agent.cgroup_stats import CgroupReader, find_hierarchies
 
 REL = "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podx.slice"
 CTR = "cri-containerd-abc.scope"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from minerlens_collector.fds import NetInodes, classify_target, fd_kind, scan_fds
-from minerlens_collector.fdtable import FdTable
+from minerlens_collector.agent.fds import NetInodes, classify_target, fd_kind, scan_fds
+from minerlens_collector.agent.fdtable import FdTable
 from minerlens_core.schemas import FdKind
 from minerlens_core.syscalls import host_arch, syscall_number
 

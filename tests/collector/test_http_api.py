@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import aiohttp
+from minerlens_collector.agent.service import Collector
+from minerlens_collector.agent.settings import CollectorSettings
 from minerlens_collector.events import RawEvents
-from minerlens_collector.service import Collector
-from minerlens_collector.settings import CollectorSettings
 from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.schemas import Envelope, PodRef, SyscallBatch
 from minerlens_core.settings import KafkaSettings

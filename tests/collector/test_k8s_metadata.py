@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from minerlens_collector.k8s_metadata import Owner, PodMetadataCache
+from minerlens_collector.agent.k8s_metadata import Owner, PodMetadataCache
 from minerlens_core.schemas.envelope import PodRef
 
 NODE = "worker-1"
@@ -301,7 +301,7 @@ async def test_without_any_config_start_does_not_raise(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     monkeypatch.setenv("HOME", str(tmp_path))
     cache = PodMetadataCache(NODE)
-    with caplog.at_level(logging.WARNING, logger="minerlens_collector.k8s_metadata"):
+    with caplog.at_level(logging.WARNING, logger="minerlens_collector.agent.k8s_metadata"):
         await cache.start()
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "enrichment is disabled" in caplog.records[0].getMessage()
@@ -317,7 +317,7 @@ async def test_in_cluster_requested_outside_a_cluster_does_not_raise(
 ) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     cache = PodMetadataCache(NODE, in_cluster=True)
-    with caplog.at_level(logging.WARNING, logger="minerlens_collector.k8s_metadata"):
+    with caplog.at_level(logging.WARNING, logger="minerlens_collector.agent.k8s_metadata"):
         await cache.start()
     assert len(caplog.records) == 1
     assert cache.lookup(UID_A) is None

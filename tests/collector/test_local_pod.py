@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from minerlens_collector.agent.pod_registry import LocalPodRegistry
 from minerlens_collector.cgroups import read_proc_cgroup
-from minerlens_collector.local_pod import REGISTRY_DIR, LocalPod
-from minerlens_collector.pod_registry import LocalPodRegistry
+from minerlens_collector.tools.local_pod import REGISTRY_DIR, LocalPod
 
 pytestmark = pytest.mark.kernel
 

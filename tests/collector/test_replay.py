@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from minerlens_collector.replay import batches_from_trace, interleave, merge_messages, messages_from_trace
+from minerlens_collector.tools.replay import batches_from_trace, interleave, merge_messages, messages_from_trace
 from minerlens_core.errors import TraceFormatError
 from minerlens_core.features import WindowBuilder, WindowPolicy, windows_from_trace
 from minerlens_core.schemas import ResourceSample, ResourceSnapshot, SyscallBatch, decode_syscall_stream

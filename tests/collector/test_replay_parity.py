@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 import pytest
-from minerlens_collector.replay import messages_from_trace
+from minerlens_collector.tools.replay import messages_from_trace
 from minerlens_core.features import FeatureSpec, WindowBuilder, WindowPolicy, vectorize_many, windows_from_trace
 from minerlens_core.schemas import ProcessSample, ResourceSample, ResourceSnapshot, SyscallBatch
 from minerlens_core.traces import TRACE_SCHEMA, StreamSample, Trace, TraceMeta

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from minerlens_collector.cgroup_stats import CgroupReader, Hierarchy, find_hierarchies
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.agent.cgroup_stats import CgroupReader, Hierarchy, find_hierarchies
+from minerlens_collector.agent.resources import ResourceSampler, SampleTarget
 from minerlens_collector.procfs import parse_stat
-from minerlens_collector.resources import ResourceSampler, SampleTarget
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.schemas import ResourceSnapshot
 
 from tests.programs import build

@@ -6,11 +6,11 @@ import asyncio
 import os
 
 import pytest
+from minerlens_collector.agent.service import Collector
+from minerlens_collector.agent.settings import CollectorSettings
 from minerlens_collector.events import RawEvents
-from minerlens_collector.local_pod import LocalPod
-from minerlens_collector.service import Collector
-from minerlens_collector.settings import CollectorSettings
-from minerlens_collector.watch import StreamView
+from minerlens_collector.tools.local_pod import LocalPod
+from minerlens_collector.tools.watch import StreamView
 from minerlens_core.schemas import ResourceSample, decode_syscall_stream
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.syscalls import host_arch

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from minerlens_collector.spool import Outgoing, Spool
+from minerlens_collector.agent.spool import Outgoing, Spool
 
 
 def _item(i: int, size: int = 100, pod: str = "p") -> Outgoing:

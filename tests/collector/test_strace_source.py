@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from minerlens_collector.agent.strace_source import StraceSource
 from minerlens_collector.events import RawEvents
-from minerlens_collector.strace_source import StraceSource
 from minerlens_core.syscalls import host_arch, syscall_number
 
 pytestmark = pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace")

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from minerlens_collector.events import RawEvents
-from minerlens_collector.tracefs import (
+from minerlens_collector.agent.tracefs import (
     TracefsInstance,
     TracefsSource,
     decode_pages,
@@ -20,6 +19,7 @@ from minerlens_collector.tracefs import (
     find_tracefs,
     is_available,
 )
+from minerlens_collector.events import RawEvents
 from minerlens_core.syscalls import host_arch, syscall_number
 
 pytestmark = [

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from minerlens_collector.tracefs import TracefsInstance, parse_stats
-from minerlens_collector.tracefs.format import (
+from minerlens_collector.agent.tracefs import TracefsInstance, parse_stats
+from minerlens_collector.agent.tracefs.format import (
     DEFAULT_FORMAT,
     parse_header_page,
     parse_sys_enter_format,
 )
-from minerlens_collector.tracefs.ringbuffer import (
+from minerlens_collector.agent.tracefs.ringbuffer import (
     RB_MISSED_EVENTS,
     RB_MISSED_STORED,
     decode_pages,

@@ -1,10 +1,10 @@
 """Model artifacts are verified as a whole: every tampering case ends in ONE clear refusal.
 
 The artifact is built here (a small real ONNX graph, a real background, a manifest written and sealed by
-``write_manifest``), then tampered with the way an attacker or an unlucky operator would: edit a manifest
-field, swap/flip/remove/add a file (with and without updating its hash, with and without re-sealing),
-break the seal or the signature, sign with the wrong key. Each case is loaded through what the scorer
-(``OnnxModel``) and the explainer/featurizer (``VerifiedManifest``) use.
+``write_manifest``, through ``minerlens_training.toy.onnx_artifact``), then tampered with the way an attacker
+or an unlucky operator would: edit a manifest field, swap/flip/remove/add a file (with and without updating
+its hash, with and without re-sealing), break the seal or the signature, sign with the wrong key. Each case is
+loaded through what the scorer (``OnnxModel``) and the explainer/featurizer (``VerifiedManifest``) use.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +26,18 @@ from minerlens_core.models import (
     MANIFEST,
     ONNX_FILE,
     SIGNATURE_FILE,
-    ArtifactManifest,
     ArtifactSignatureError,
     ArtifactTrustError,
     Background,
-    TrainingData,
     Trust,
     VerifiedManifest,
     seal_artifact,
     sign_artifact,
-    spec_fields,
-    write_manifest,
 )
 from minerlens_core.models.onnx_model import OnnxModel
 from minerlens_core.models.seal import write_seal
 from minerlens_core.models.signing import PUBKEY_ENV, generate_key
+from minerlens_training.toy import onnx_artifact
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
@@ -68,27 +64,19 @@ def _onnx_bytes(output: str = "probabilities") -> bytes:
 
 def _build(out: Path) -> Path:
     out.mkdir(parents=True)
-    (out / ONNX_FILE).write_bytes(_onnx_bytes())
     rng = np.random.default_rng(0)
     X, y = rng.random((40, SPEC.dim)), np.array([0, 1] * 20)
-    Background.from_windows(SPEC.names, X, y).save(out / BACKGROUND_FILE)
-    from minerlens_core.digests import sha256_file
-
-    manifest = ArtifactManifest(
+    return onnx_artifact(
+        out,
+        _onnx_bytes(),
+        spec=SPEC,
         model_name="minerlens-toy",
-        version="0.0.1",
         kind="test",
         detector="toy",
-        **spec_fields(SPEC),
         threshold=0.5,
-        threshold_fpr=0.01,
-        training_data=TrainingData(manifest_sha256="0" * 64),
-        files={p.name: sha256_file(p) for p in sorted(out.iterdir())},
+        background=Background.from_windows(SPEC.names, X, y),
         libraries={"onnx": onnx.__version__},
-        created_at=datetime.now(UTC),
     )
-    write_manifest(out, manifest)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -161,6 +161,56 @@ def test_each_image_has_a_hashed_lock_that_satisfies_its_dependencies(svc: str) 
     assert "torch" not in lock
 
 
+def _bootstrap_packages() -> dict[str, set[str]]:
+    """project directory -> extras, of the editable installs in scripts/bootstrap.sh"""
+    text = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    return {m.group(1): set(filter(None, (m.group(2) or "").split(","))) for m in _EDITABLE.finditer(text)}
+
+
+_EDITABLE = re.compile(r"-e '?([a-z][\w/]*)(?:\[([\w,]+)\])?'?")
+
+
+def test_the_dev_lock_is_what_bootstrap_installs() -> None:
+    """CI (scripts/bootstrap.sh) installs the third-party packages from a hashed lock, then the project's own
+    packages editable without dependencies; scripts/lock.sh resolves the lock from the same packages and extras."""
+    text = (ROOT / "scripts" / "bootstrap.sh").read_text()
+    assert ".venv/bin/pip install -q --require-hashes -r requirements/lock/dev.txt\n" in text
+    assert re.search(r"pip install -q --no-deps -e ", text), "editable installs must not pull unlocked dependencies"
+    assert "-r requirements/dev.txt" not in text, "the dev tools come through the lock"
+    installed = _bootstrap_packages()
+    assert set(installed) == {"packages/core", "lab", "training", *(f"services/{s}" for s in SERVICES)}
+    lock_sh = (ROOT / "scripts" / "lock.sh").read_text()
+    inputs = re.search(r'^\s+\[dev\]="([^"]+)"$', lock_sh, re.M)
+    assert inputs is not None
+    locked = {m.group(1): set(filter(None, (m.group(2) or "").split(","))) for m in _EDITABLE.finditer(
+        " ".join(f"-e {x.removeprefix('./')}" for x in inputs.group(1).split())
+    )}  # fmt: skip
+    assert locked == installed, "scripts/lock.sh's dev inputs and scripts/bootstrap.sh's installs differ"
+
+
+def test_the_dev_lock_is_hashed_and_satisfies_every_package_and_dev_tool() -> None:
+    lock = _lock("dev")
+    assert all(hashes for _, hashes in lock.values()), "every pin has its hashes"
+    assert not set(lock) & {*LOCAL, "minerlens-lab"}, "the project's own packages are installed from the tree"
+    extras = {d: set(e) for d, e in _bootstrap_packages().items()}
+    reqs: list[Requirement] = []
+    for directory, chosen in extras.items():
+        project = tomllib.loads((ROOT / directory / "pyproject.toml").read_text())["project"]
+        reqs += [Requirement(r) for r in project.get("dependencies", [])]
+        for extra in chosen:
+            reqs += [Requirement(r) for r in project["optional-dependencies"][extra]]
+    for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines():
+        if line.split("#", 1)[0].strip():
+            reqs.append(Requirement(line.split("#", 1)[0].strip()))
+    for req in reqs:
+        name = canonicalize_name(req.name)
+        if name in LOCAL or name == "minerlens-lab" or (req.marker is not None and not req.marker.evaluate()):
+            continue
+        assert name in lock, f"dev: {req} is not in requirements/lock/dev.txt (bash scripts/lock.sh dev)"
+        assert req.specifier.contains(lock[name][0], prereleases=True), f"dev: {name}=={lock[name][0]} vs {req}"
+    assert "tenacity" in lock, "minerlens_core.retrying"
+
+
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".local", "models", "data", "tests", "**/__pycache__", "**/*.egg-info"} <= lines

@@ -24,7 +24,7 @@ SCRAPE_LABELS = {"instance", "job", "le"}  # added by Prometheus or by the histo
 
 def _exported() -> dict[str, set[str]]:
     """Series name -> label names, from the metrics classes of the services the rules watch."""
-    from minerlens_collector.metrics import CollectorMetrics
+    from minerlens_collector.agent.metrics import CollectorMetrics
     from minerlens_explainer.metrics import Metrics as ExplainerMetrics
     from minerlens_featurizer.metrics import FeaturizerMetrics
     from minerlens_responder.metrics import ResponderMetrics

@@ -38,7 +38,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 SERVICES = ("collector", "featurizer", "scorer", "explainer", "siem", "responder")
 SETTINGS_PREFIXES = {
-    "MINERLENS_COLLECTOR_": ("minerlens_collector.settings", "CollectorSettings"),
+    "MINERLENS_COLLECTOR_": ("minerlens_collector.agent.settings", "CollectorSettings"),
     "MINERLENS_FEATURIZER_": ("minerlens_featurizer.settings", "FeaturizerSettings"),
     "MINERLENS_SCORER_": ("minerlens_scorer.settings", "ScorerSettings"),
     "MINERLENS_EXPLAINER_": ("minerlens_explainer.settings", "ExplainerSettings"),

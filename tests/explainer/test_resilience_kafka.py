@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 import redis
-from minerlens_core.kafka import make_consumer, make_producer
+from minerlens_core.kafka import make_producer
 from minerlens_core.schemas.windows import FeatureWindow
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.topics import dead_letter
@@ -39,6 +39,7 @@ from tests.explainer.conftest import Api, Artifacts, OwnRedis, Tokens, free_port
 from tests.explainer.factory import finding, pod_ref, verdict_for
 from tests.explainer.test_pods import MODEL
 from tests.integration.services import require_kafka
+from tests.kafka_io import read_records
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
 
@@ -65,17 +66,7 @@ async def _produce(kafka: KafkaSettings, messages: list[tuple[str, bytes, bytes]
 
 
 async def _read(kafka: KafkaSettings, topic: str, expect: int, timeout_s: float = 30) -> list[Any]:
-    consumer = make_consumer(kafka, topic, group_id=None)
-    await consumer.start()
-    out: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while len(out) < expect and time.monotonic() < deadline:
-            got = await consumer.getmany(timeout_ms=300)
-            out += [r for recs in got.values() for r in recs]
-    finally:
-        await consumer.stop()
-    return out
+    return await read_records(kafka, topic, expect, timeout_s)
 
 
 def _pod_messages(s: ExplainerSettings, windows: list[FeatureWindow]) -> list[tuple[str, bytes, bytes]]:
@@ -87,14 +78,25 @@ def _pod_messages(s: ExplainerSettings, windows: list[FeatureWindow]) -> list[tu
 
 
 async def _detail(
-    api: Api, tokens: Tokens, path: str, windows: int, timeout_s: float = 60, *, alerting: bool = False
+    api: Api,
+    tokens: Tokens,
+    path: str,
+    windows: int,
+    timeout_s: float = 60,
+    *,
+    alerting: bool = False,
+    verdicts: bool = False,
 ) -> dict[str, Any]:
+    """The pod's detail once ``windows`` windows are stored (and as many verdicts with ``verdicts`` or
+    ``alerting``: the store may hold a pod's windows before its verdicts arrive)."""
     deadline = time.monotonic() + timeout_s
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         r = await api.client.get(path, headers=tokens.auth())
         body = r.json() if r.status_code == 200 else {"status": r.status_code}
-        stored = len(body.get("windows", [])) >= windows and len(body.get("verdicts", [])) >= windows * alerting
+        stored = len(body.get("windows", [])) >= windows and len(body.get("verdicts", [])) >= windows * (
+            alerting or verdicts
+        )
         if stored and (body.get("alerting") or not alerting):
             return body
         await asyncio.sleep(0.2)
@@ -135,7 +137,7 @@ async def test_poison_messages_are_dead_lettered_and_the_rest_is_stored(
     await _produce(kafka, [*poison, *_pod_messages(s, good)])
     t0 = time.monotonic()
     async with serve(s, kafka=kafka) as api:
-        detail = await _detail(api, tokens, "/v1/pods/team-a/miner-1", len(good))
+        detail = await _detail(api, tokens, "/v1/pods/team-a/miner-1", len(good), verdicts=True)
         took = time.monotonic() - t0
         health = await api.client.get("/healthz")
         windows_dlq = await _read(kafka, dead_letter(s.windows_topic), 4)

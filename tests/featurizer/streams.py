@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from minerlens_collector.replay import ReplayPod, batches_from_trace, interleave
+from minerlens_collector.tools.replay import ReplayPod, batches_from_trace, interleave
 from minerlens_core.features import FeatureSpec, vectorize_many, window_sequence, windows_from_trace
 from minerlens_core.schemas import DropReport, SyscallBatch
 from minerlens_core.schemas.windows import FeatureWindow, decode_window, window_id

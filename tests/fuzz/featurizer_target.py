@@ -178,8 +178,8 @@ class Run:
 
 def _same_builder(key: tuple[str, str], old: Featurizer, new: Featurizer) -> None:
     h = old.streams[key].header
-    was = old._builders[(h.partition, h.node)]  # the engine exposes no builder: the harness reads it
-    now = new._builders[(h.partition, h.node)]
+    was = old.registry.builders[(h.partition, h.node)]  # the harness reads the engine's builders
+    now = new.registry.builders[(h.partition, h.node)]
     a, b = was.state(key), now.state(key)
     if a is None or b is None or a.positions != b.positions:
         raise FuzzFailure(f"stream {key}: builder positions {a and a.positions} restored as {b and b.positions}")

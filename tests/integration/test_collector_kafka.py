@@ -25,13 +25,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 from aiokafka import ConsumerRecord
-from minerlens_collector.local_pod import LocalPod
-from minerlens_collector.publisher import Publisher
-from minerlens_collector.replay import messages_from_trace, publish
-from minerlens_collector.service import Collector
-from minerlens_collector.settings import CollectorSettings
-from minerlens_collector.source import open_source
-from minerlens_collector.spool import Outgoing, Spool
+from minerlens_collector.agent.publisher import Publisher
+from minerlens_collector.agent.service import Collector
+from minerlens_collector.agent.settings import CollectorSettings
+from minerlens_collector.agent.source import open_source
+from minerlens_collector.agent.spool import Outgoing, Spool
+from minerlens_collector.tools.local_pod import LocalPod
+from minerlens_collector.tools.replay import messages_from_trace, publish
 from minerlens_core.kafka import make_consumer
 from minerlens_core.schemas import (
     DropReport,

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
-from minerlens_collector.replay import ReplayPod, batches_from_trace, interleave, publish
+from minerlens_collector.tools.replay import ReplayPod, batches_from_trace, interleave, publish
 from minerlens_core.features import WindowBuilder
 from minerlens_core.kafka import make_consumer
 from minerlens_core.models import VerifiedManifest

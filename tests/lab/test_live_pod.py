@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from minerlens_collector.cgroups import parse_cgroup_path
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_lab.benign.web import PythonHttpServer
 from minerlens_lab.live import run_live_pod
 

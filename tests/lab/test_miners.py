@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow.compute as pc
 import pytest
-from minerlens_collector.capture import PodLabel, capture_command
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.capture import PodLabel, capture_command
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.traces import read_trace
 from minerlens_lab.miners import MinerWorkload, c_miner_workloads, miner_workloads
 from minerlens_lab.miners.build import build_miner, randomx_available

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import typer
-from minerlens_collector.capture import capture_command as real_capture
-from minerlens_collector.local_pod import LocalPod, cgroup_hierarchies
+from minerlens_collector.tools.capture import capture_command as real_capture
+from minerlens_collector.tools.local_pod import LocalPod, cgroup_hierarchies
 from minerlens_core.datasets.manifest import Manifest, load_manifest, verify
 from minerlens_core.traces import read_trace
 from minerlens_lab.benign.compression import GzipCompress

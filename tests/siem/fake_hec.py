@@ -12,6 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.siem.loopback import serve_loopback
+
 TOKEN = "5f0a7c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
@@ -75,15 +77,6 @@ def split_concatenated(body: bytes) -> list[dict[str, Any]]:
 @asynccontextmanager
 async def serve_fake_hec(fake: FakeHec | None = None, port: int = 0) -> AsyncIterator[FakeHec]:
     fake = fake or FakeHec()
-    app = web.Application()
-    app.router.add_post("/services/collector/event", fake.handle)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    fake.url = f"http://127.0.0.1:{bound}"
-    try:
+    async with serve_loopback("/services/collector/event", fake.handle, port) as url:
+        fake.url = url
         yield fake
-    finally:
-        await runner.cleanup()

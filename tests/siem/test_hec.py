@@ -92,7 +92,7 @@ async def test_retries_5xx_with_exponential_backoff(hec: FakeHec) -> None:
     assert len(hec.requests) == 4  # 3 failures + 1 success
     assert all(r.body == hec.requests[0].body for r in hec.requests)  # same batch resent
     gaps = [b.at - a.at for a, b in zip(hec.requests, hec.requests[1:], strict=False)]
-    # backoff doubles (0.05, 0.1, 0.2) with jitter in [0.5, 1.0]
+    # backoff doubles (0.05, 0.1, 0.2), plus a jitter of up to half the first delay
     assert gaps[0] >= 0.025
     assert gaps[1] >= 0.05
     assert gaps[2] >= 0.1

@@ -23,6 +23,7 @@ from minerlens_siem.webhooks import FALCO_PRIORITY, AlertmanagerOutput, Falcosid
 from pydantic import ValidationError
 
 from tests.siem.findings import ALERT_ID, CONTAINER_ID, POD_UID, make_finding
+from tests.siem.loopback import serve_loopback
 
 FALCO_KEYS = {"uuid", "output", "priority", "rule", "time", "output_fields", "source", "tags", "hostname"}
 PROCESS = {"pid": 4242, "comm": "kworker-x", "exe": "/tmp/.x/kworker-x", "cpu_cores": 1.9}
@@ -46,18 +47,9 @@ class Receiver:
 @asynccontextmanager
 async def receiver(statuses: list[int] | None = None) -> AsyncIterator[Receiver]:
     r = Receiver(list(statuses or []))
-    app = web.Application()
-    app.router.add_post("/{tail:.*}", r.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    r.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_loopback("/{tail:.*}", r.handle) as url:
+        r.url = url
         yield r
-    finally:
-        await runner.cleanup()
 
 
 def _alert(activity_id: int = 1, severity_id: int = 4, process: dict[str, Any] | None = PROCESS) -> Alert:

@@ -7,7 +7,7 @@ import pyarrow as pa
 from minerlens_core.features import FeatureSpec, WindowPolicy, vectorize_many, windows_from_trace
 from minerlens_core.schemas.resources import ProcessSample, ResourceSnapshot
 from minerlens_core.traces import TRACE_SCHEMA, StreamSample, Trace, TraceMeta
-from minerlens_training.context import bare_rows, with_bare_rows
+from minerlens_training.context import bare_rows, identity_columns, with_bare_rows, with_quiet_twins
 from minerlens_training.datasets import Dataset, bare_features
 
 T0 = 1_700_000_000 * 10**9
@@ -87,3 +87,41 @@ def test_training_rows_are_the_windows_and_their_bare_twins() -> None:
     Xo, _, src_o = with_bare_rows(ds, rows, X)
     assert len(Xo) == n
     assert (src_o == rows).all()
+
+
+def test_a_quiet_twin_keeps_what_the_pod_does_and_drops_which_syscalls() -> None:
+    """A quiet twin is its window with the syscall-identity columns at zero — exactly what a window of the same
+    pod with no syscall at all already has there — and everything else (CPU, sockets, volume) kept."""
+    spec = FeatureSpec.default()
+    full = list(windows_from_trace(_trace(True), POLICY))
+    X = vectorize_many(full, spec)
+    ident = identity_columns(spec.names)
+    names = [spec.names[i] for i in ident]
+    assert "freq.sched_yield" in names
+    assert "rate.epoll_wait" in names
+    assert any(n.startswith("ngram") for n in names)
+    assert not {"res.cpu_cores", "res.sockets_inet", "rate.syscalls_per_s", "io.inet_per_s"} & set(names)
+    silent = np.array([i for i, w in enumerate(full) if w.count == 0], np.int64)
+    busy = np.array([i for i, w in enumerate(full) if w.count > 0], np.int64)
+    assert silent.size
+    assert busy.size
+    assert (X[np.ix_(silent, ident)] == 0).all(), "a window without syscalls has no syscall identity"
+    assert (X[np.ix_(busy, ident)] != 0).any(axis=1).all()
+
+    has = spec.names.index("res.has")
+    y = np.ones(len(X), np.int64)
+    src = np.arange(len(X), dtype=np.int64)
+    eligible = np.arange(len(X)) % 2 == 0
+    X[0, has] = 0.0  # a window without resource samples (a bare one) gets no quiet twin
+    Xt, yt, st, et = with_quiet_twins(spec.names, X, y, src, eligible)
+    twinned = np.flatnonzero(X[:, has] == 1.0)
+    assert len(Xt) == len(X) + len(twinned)
+    np.testing.assert_array_equal(Xt[: len(X)], X)
+    np.testing.assert_array_equal(st[len(X) :], twinned)
+    np.testing.assert_array_equal(yt[len(X) :], y[twinned])
+    assert et is not None
+    np.testing.assert_array_equal(et[len(X) :], eligible[twinned])
+    twins = Xt[len(X) :]
+    assert (twins[:, ident] == 0).all()
+    keep = np.setdiff1d(np.arange(spec.dim), ident)
+    np.testing.assert_array_equal(twins[:, keep], X[twinned][:, keep])

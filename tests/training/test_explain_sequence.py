@@ -9,27 +9,21 @@ the error of a position is -log p(its syscall): calls a benign pod would make co
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
-from minerlens_core.digests import sha256_file
 from minerlens_core.errors import ArtifactError, ArtifactIntegrityError
 from minerlens_core.features import VOCAB_SIZE, FeatureSpec, index_of
 from minerlens_core.models import (
-    BACKGROUND_FILE,
     ONNX_FILE,
-    ArtifactManifest,
     Background,
-    TrainingData,
-    spec_fields,
-    write_manifest,
 )
 from minerlens_core.models.onnx_model import OnnxModel
 from minerlens_training.explain import load_explainer, render_png
 from minerlens_training.explain.autoencoder import LstmAeExplainer
+from minerlens_training.toy import onnx_artifact
 from onnx import TensorProto, helper
 
 LENGTH = 64
@@ -79,31 +73,22 @@ def _toy_graph() -> onnx.ModelProto:
 
 def build_toy_autoencoder(out: Path, spec: FeatureSpec | None = None, background: Background | None = None) -> Path:
     """A verified sequence-model artifact with the LSTM-AE ONNX contract (see the module docstring)."""
-    spec = spec or FeatureSpec.default()
     out.mkdir(parents=True)
-    (out / ONNX_FILE).write_bytes(_toy_graph().SerializeToString())
-    if background is not None:
-        background.save(out / BACKGROUND_FILE)
-    manifest = ArtifactManifest(
+    return onnx_artifact(
+        out,
+        _toy_graph(),
+        spec=spec or FeatureSpec.default(),
         model_name="toy-lstm-ae",
-        version="0.0.1",
         kind="lstm-autoencoder",
         detector="lstm-ae",
-        **spec_fields(spec),
         threshold=0.75,
-        threshold_fpr=0.01,
+        background=background,
         input_kind="sequence",
         sequence_length=LENGTH,
         onnx_input="sequence",
         onnx_output="score",
-        training_data=TrainingData(manifest_sha256="0" * 64),
-        files={p.name: sha256_file(p) for p in sorted(out.iterdir())},
-        libraries={},
-        created_at=datetime.now(UTC),
         kind_of_score="anomaly score",
     )
-    write_manifest(out, manifest)
-    return out
 
 
 def _ids(*names: str) -> np.ndarray:

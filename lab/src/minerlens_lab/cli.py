@@ -12,7 +12,6 @@ import typer
 from minerlens_core.datasets.manifest import RunRecord, verify
 from minerlens_core.terminal import JsonOpt, make_console, print_rows
 from rich.markup import escape
-from rich.table import Table
 
 from minerlens_lab.requirements import missing_requirements
 from minerlens_lab.sample import make_sample
@@ -89,8 +88,11 @@ def run_cmd(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue the dataset in --out: keep its verified ok runs, redo the rest")
     ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Run workloads as pods, capture their syscalls, write labelled traces and a manifest (after every run)."""
+    """Run workloads as pods, capture their syscalls, write labelled traces and a manifest (after every run).
+
+    Progress goes to stderr; the end-of-run summary (one row per run) to stdout, as a table or with --json."""
     from minerlens_lab.runner import LabOptions, PlannedRun, Progress, RunHooks, run_lab
 
     selected = _catalog(workloads, subset)
@@ -153,7 +155,7 @@ def run_cmd(
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/]: the manifest in {out} lists the runs that finished; --resume continues")
         raise typer.Exit(130) from None
-    _summary(manifest.runs)
+    _summary(manifest.runs, as_json=as_json)
     counts = manifest.counts()
     console.print(
         f"{counts['ok']} ok, {counts['failed']} failed, {counts['skipped']} skipped -> {out / 'manifest.json'}"
@@ -162,20 +164,27 @@ def run_cmd(
         raise typer.Exit(1)
 
 
-def _summary(runs: list[RunRecord]) -> None:
-    table = Table("workload", "r", "status", "syscalls", "syscalls/s", "lost", "cpu cores", "top syscalls")
+SUMMARY_COLUMNS = ["workload", "r", "status", "syscalls", "syscalls/s", "lost", "cpu cores", "top syscalls"]
+"""the end-of-run summary; with --json each run is an object with these keys (``syscalls_per_s``, ``cpu_cores``,
+``top_syscalls``), numbers unformatted, and a failed run's error in full under ``top_syscalls``"""
+
+
+def _summary(runs: list[RunRecord], *, as_json: bool = False) -> None:
+    rows: list[list[object]] = []
     for r in runs:
-        table.add_row(
-            r.workload,
-            str(r.repeat),
-            r.status,
-            f"{r.syscalls:,}",
-            f"{r.syscalls_per_s:,.0f}",
-            str(r.lost_events),
-            "" if r.cpu_cores is None else f"{r.cpu_cores:.2f}",
-            ", ".join(f"{t.syscall}={t.count}" for t in r.top_syscalls) if r.status == "ok" else r.error[:80],
-        )
-    make_console().print(table)
+        top = ", ".join(f"{t.syscall}={t.count}" for t in r.top_syscalls) if r.status == "ok" else r.error
+        if as_json:
+            cores = None if r.cpu_cores is None else round(r.cpu_cores, 3)
+            rows.append(
+                [r.workload, r.repeat, r.status, r.syscalls, round(r.syscalls_per_s, 1), r.lost_events, cores, top]
+            )
+        else:
+            cores_text = "" if r.cpu_cores is None else f"{r.cpu_cores:.2f}"
+            rows.append(
+                [r.workload, r.repeat, r.status, f"{r.syscalls:,}", f"{r.syscalls_per_s:,.0f}", r.lost_events,
+                 cores_text, top if r.status == "ok" else top[:80]]
+            )  # fmt: skip
+    print_rows(SUMMARY_COLUMNS, rows, as_json=as_json)
 
 
 @lab_app.command("verify")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.local_pod import LocalPod
 
 from minerlens_lab.requirements import missing_requirements
 from minerlens_lab.runner import _Driver, _pool_for, _work_root

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from minerlens_collector.capture import CaptureResult, PodLabel, capture_command
-from minerlens_collector.local_pod import LocalPod
+from minerlens_collector.tools.capture import CaptureResult, PodLabel, capture_command
+from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.datasets.manifest import (
     Manifest,
     RunRecord,

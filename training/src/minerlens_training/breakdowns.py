@@ -63,6 +63,15 @@ def family_table(
     return out
 
 
+def miner_windows(run: Record) -> tuple[int, int]:
+    """(flagged, all) windows of what mines in a miner run: its miner process's own windows when the pod holds
+    other processes too (a miner hidden in a web pod, a noise companion: the scorer scores that process on its
+    own and the alert names it), else the pod's windows."""
+    if run.get("process_miner_windows"):
+        return int(run["process_miner_flagged"]), int(run["process_miner_windows"])
+    return int(run["flagged"]), int(run["windows"])
+
+
 def group_recall(runs: Iterable[Record], key: Callable[[Record], str | None]) -> list[Record]:
     """Window and trace recall (and time to alert) of the runs grouped by ``key`` (None: left out)."""
     groups: dict[str, list[Record]] = defaultdict(list)
@@ -75,12 +84,16 @@ def group_recall(runs: Iterable[Record], key: Callable[[Record], str | None]) ->
         g = groups[k]
         windows = sum(r["windows"] for r in g)
         lat = [r["latency_s"] for r in g if r["alerted"] and r.get("latency_s") is not None]
+        mine = [miner_windows(r) for r in g]
         out.append(
             {
                 "group": k,
                 "runs": len(g),
                 "windows": windows,
                 "window_recall": sum(r["flagged"] for r in g) / windows if windows else None,
+                "miner_window_recall": (
+                    sum(f for f, _ in mine) / sum(n for _, n in mine) if sum(n for _, n in mine) else None
+                ),
                 "trace_recall": sum(r["alerted"] for r in g) / len(g),
                 "runs_alerted": sum(r["alerted"] for r in g),
                 "median_latency_s": float(np.median(lat)) if lat else None,

@@ -72,6 +72,14 @@ def _spec(window_seconds: float | None, window_count: int | None = None, per_pro
     return FeatureSpec.build(window=policy)
 
 
+QuietTwins = Annotated[
+    bool,
+    typer.Option(
+        help="train also on every window with resource samples as a twin without syscall identities (which "
+        "syscalls, in which order), so the model separates miners by behaviour too, not only by the training "
+        "miners' own syscalls"
+    ),
+]
 Gate = Annotated[
     str,
     typer.Option(
@@ -194,6 +202,7 @@ def train_cmd(
     keep_time: KeepTime = False,
     per_process: PerProcess = False,
     context_dropout: ContextDropout = False,
+    quiet_twins: QuietTwins = False,
     calibration: Annotated[
         str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
     ] = "oof",
@@ -223,12 +232,19 @@ def train_cmd(
     det = make_detector(name, seed=seed)
     gate = _gate(gate, det.input_kind, spec)
     all_rows = np.arange(len(ds), dtype=np.int64)
-    inputs, y, src, eligible = training_rows(ds, all_rows, ds.inputs(det.input_kind), gate=gate, dropout=dropout)
+    quiet = quiet_twins and det.input_kind != "sequence"
+    inputs, y, src, eligible = training_rows(
+        ds, all_rows, ds.inputs(det.input_kind), gate=gate, dropout=dropout, quiet=quiet
+    )
     kept = int((~ds.gated(gate)).sum())
     if kept < len(ds):
         console.print(f"gate {gate}: {len(ds) - kept} windows without network left out (they never alert)")
+    has = spec.names.index("res.has") if quiet and "res.has" in spec.names else None
+    twins = int(np.count_nonzero(inputs[:, has] == 1.0)) // 2 if has is not None else 0  # a twin per such window
     if dropout:
-        console.print(f"context dropout: {len(src) - kept} windows also without resource samples and fd kinds")
+        console.print(f"context dropout: {len(src) - kept - twins} windows also without resource samples and fd kinds")
+    if quiet:
+        console.print(f"quiet twins: {twins} windows also without syscall identities")
     how = _calibration(calibration)
     t0 = time.perf_counter()
     with _single_threaded():
@@ -306,6 +322,7 @@ def evaluate_cmd(
     keep_time: KeepTime = False,
     per_process: PerProcess = False,
     context_dropout: ContextDropout = False,
+    quiet_twins: QuietTwins = False,
     calibration: Annotated[
         str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
     ] = "oof",
@@ -358,6 +375,7 @@ def evaluate_cmd(
         jobs=jobs,
         lookalikes=_lookalikes(lookalikes),
         context_dropout=context_dropout,
+        quiet_twins=quiet_twins,
     )
     seconds = _seconds(compare_windows) if compare_windows else ()
     t0 = time.perf_counter()

@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -46,14 +44,21 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-from minerlens_core.datasets.manifest import MANIFEST_JSON, RunRecord, load_manifest
+from minerlens_core.datasets.manifest import MANIFEST_JSON
 from minerlens_core.digests import sha256_file
-from minerlens_core.errors import TraceFormatError
 from minerlens_core.features import FeatureSpec, Window, vectorize_many, window_sequence, windows_from_trace
 from minerlens_core.features.gates import gated_mask
 from minerlens_core.models.onnx_model import pad_sequences
-from minerlens_core.traces import Trace, read_trace
+from minerlens_core.traces import Trace
 
+from minerlens_training.dataset_runs import C_MINERS as C_MINERS
+from minerlens_training.dataset_runs import MINER as MINER
+from minerlens_training.dataset_runs import XMRIG_FAMILY as XMRIG_FAMILY
+from minerlens_training.dataset_runs import RunInfo as RunInfo
+from minerlens_training.dataset_runs import implementation_group as implementation_group
+from minerlens_training.dataset_runs import implementation_of as implementation_of
+from minerlens_training.dataset_runs import iter_traces as iter_traces
+from minerlens_training.dataset_runs import miner_comms_of as miner_comms_of
 from minerlens_training.errors import DatasetError
 
 F32 = npt.NDArray[np.float32]
@@ -65,91 +70,12 @@ Str = npt.NDArray[np.str_]
 InputKind = Literal["features", "sequence"]
 Progress = Callable[[str], None]
 
-MINER = "miner"
 POD = -1
 """``Dataset.pid`` of a pod window"""
 SEQUENCE_CAP = 256
 """syscall ids kept per window in ``Dataset.sequences`` (sequence models read the tail they need)"""
 RES_HAS = "res.has"
 """the feature that says a window carries its pod's resource use (feature spec v2)"""
-XMRIG_FAMILY = "miner-xmrig"
-C_MINERS = "minerlens-c"
-_NOISE = re.compile(r"noise-(\d+)")
-_VERSION = re.compile(r"-v?\d[\w.]*$")
-_MAX_COMMS = 64
-
-
-def implementation_of(rec: RunRecord) -> str:
-    """The miner implementation of a run ("" for benign runs); derived from the family for older manifests."""
-    if rec.label != MINER:
-        return ""
-    impl = str(getattr(rec, "implementation", "") or "")
-    if impl:
-        return impl
-    return "xmrig" if rec.family == XMRIG_FAMILY else C_MINERS
-
-
-def implementation_group(implementation: str) -> str:
-    """An implementation without its version (``xmrig-6.16.0`` -> ``xmrig``): what a hold-out removes."""
-    return _VERSION.sub("", implementation) or implementation
-
-
-def miner_comms_of(rec: RunRecord) -> tuple[str, ...]:
-    """``facts["miner_comms"]`` of a miner run: the comm names of its miner processes (hostile-safe: strings only)."""
-    raw = rec.facts.get("miner_comms") if rec.label == MINER else None
-    if not isinstance(raw, list):
-        return ()
-    return tuple(dict.fromkeys(c for c in raw[:_MAX_COMMS] if isinstance(c, str) and c))
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One captured run (a trace file) and where its windows are in the matrix."""
-
-    run_id: str
-    workload: str
-    family: str
-    label: str
-    variant: str
-    repeat: int
-    syscalls: int
-    start: int
-    """first row of this run's windows in ``X``"""
-    n_windows: int
-    implementation: str = ""
-    """miner implementation (``xmrig-6.16.0``, ``minerlens-c``...); "" for benign runs"""
-    miner_comms: tuple[str, ...] = ()
-    """comm names of the miner's processes (process windows of other processes are benign)"""
-    seconds: float = 0.0
-    """capture length: the pod time this run observed (the denominator of alerts per pod-hour)"""
-
-    @property
-    def y(self) -> int:
-        return int(self.label == MINER)
-
-    @property
-    def noise(self) -> int | None:
-        """Injected-noise share in percent for miners (0 without a noise thread), None for benign runs."""
-        if self.label != MINER:
-            return None
-        m = _NOISE.search(self.variant)
-        return int(m.group(1)) if m else 0
-
-    @property
-    def throttled(self) -> bool:
-        return self.variant.startswith("throttle-")
-
-    @property
-    def implementation_group(self) -> str:
-        return implementation_group(self.implementation) if self.implementation else ""
-
-    def window_label(self, is_process: bool, comm: str) -> int:
-        """The label rule (module docstring) for one window of this run."""
-        if self.label != MINER:
-            return 0
-        if is_process and self.miner_comms:
-            return int(comm in self.miner_comms)
-        return 1
 
 
 def _empty(dtype: Any) -> npt.NDArray[Any]:
@@ -446,43 +372,3 @@ def build_dataset(
         X_bare=X_bare,
         bare_ok=None if X_bare is None else ~np.isnan(X_bare).all(axis=1),
     )
-
-
-def iter_traces(directory: Path) -> Iterator[tuple[RunInfo, Trace]]:
-    """Each ok miner/benign run of a lab dataset with its trace, checked against the manifest
-    (``RunInfo.start`` and ``n_windows`` are 0)."""
-    try:
-        manifest = load_manifest(directory)
-    except (OSError, ValueError) as exc:
-        msg = f"{directory}: not a lab dataset ({exc})"
-        raise DatasetError(msg) from None
-    for rec in manifest.runs:
-        if rec.status != "ok" or not rec.file or rec.label not in ("miner", "benign"):
-            continue
-        try:
-            trace = read_trace(directory / rec.file)
-        except TraceFormatError as exc:
-            raise DatasetError(str(exc)) from None
-        meta = trace.meta
-        if (meta.label, meta.workload, meta.family) != (rec.label, rec.workload, rec.family):
-            msg = (
-                f"{directory / rec.file}: trace says {meta.label}/{meta.workload}/{meta.family}, the manifest disagrees"
-            )
-            raise DatasetError(msg)
-        known = [float(v) for v in (rec.seconds, meta.seconds) if v is not None and math.isfinite(v) and v > 0]
-        seconds = known[0] if known else 0.0
-        info = RunInfo(
-            run_id=f"{rec.workload}-r{rec.repeat}",
-            workload=rec.workload,
-            family=rec.family,
-            label=rec.label,
-            variant=rec.variant,
-            repeat=rec.repeat,
-            syscalls=rec.syscalls,
-            start=0,
-            n_windows=0,
-            implementation=implementation_of(rec),
-            miner_comms=miner_comms_of(rec),
-            seconds=float(seconds),
-        )
-        yield info, trace

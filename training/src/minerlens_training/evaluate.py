@@ -65,6 +65,8 @@ class EvalConfig:
     """0: one split per family; K: families dealt into K held-out groups (``splits.lofo_splits``)"""
     context_dropout: bool = False
     """train on every window and on its twin without resource samples and fd kinds (``context``)"""
+    quiet_twins: bool = False
+    """train also on every window with resource samples as a twin without syscall identities (``context``)"""
     train_cap: int = 0
     """at most this many training windows per run and window kind (pod / process); 0: all"""
     jobs: int = 1
@@ -94,7 +96,7 @@ def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int
     gate = cfg.policy.gate if kind != "sequence" else "none"
     dropout = cfg.context_dropout and kind != "sequence" and ds.X_bare is not None
     X_tr, y_tr, src, eligible = training_rows(
-        ds, train, inputs, gate=gate, dropout=dropout, exclude_gated=cfg.gate_train
+        ds, train, inputs, gate=gate, dropout=dropout, exclude_gated=cfg.gate_train, quiet=cfg.quiet_twins
     )
     t0 = time.perf_counter()
     det = make_detector(model, seed=cfg.seed).fit(X_tr, y_tr)
@@ -125,6 +127,7 @@ def fit_split(ds: Dataset, split: Split, model: str, cfg: EvalConfig, index: int
         "train_windows_uncapped": int(split.train.size),
         "test_windows": int(split.test.size),
         "context_dropout": dropout,
+        "quiet_twins": cfg.quiet_twins and kind != "sequence",
         **bare,
     }
     return Fitted(model, split.scheme, index, result, np.asarray(scores, np.float64), float(threshold))
@@ -271,6 +274,7 @@ def evaluate(ds: Dataset, cfg: EvalConfig | None = None, progress: Progress | No
         "config": {
             "models": list(cfg.models),
             "context_dropout": cfg.context_dropout,
+            "quiet_twins": cfg.quiet_twins,
             "kind_of_score": {m: detector_class(m).kind_of_score for m in cfg.models},
             "fpr": cfg.fpr,
             "alert_policy": {

@@ -38,6 +38,16 @@ def splits_section(report: Report) -> list[str]:
         lines.append(
             f"* Training windows capped at {cap} per run and window kind (pod / process); every test window is scored."
         )
+    extra = [
+        text
+        for key, text in (
+            ("context_dropout", "each window's twin without resource samples and fd kinds (context dropout)"),
+            ("quiet_twins", "each window with resource samples as a twin without syscall identities (quiet twins)"),
+        )
+        if cfg.get(key)
+    ]
+    if extra:
+        lines.append(f"* Training adds {' and '.join(extra)}; the twins are never test windows.")
     return [*lines, ""]
 
 
@@ -155,7 +165,9 @@ def implementation_section(report: Report) -> list[str]:
         "## Miner implementations held out",
         "",
         "Every miner run scored by the model trained without any run of its implementation (and without the "
-        "benign families tested beside it); recall per implementation and variant.",
+        "benign families tested beside it); recall per implementation and variant. *Pod-window recall*: the "
+        "pod's windows; *miner-window recall*: the windows of what mines — the miner process's own windows "
+        "where the pod runs other processes too (hidden in a web pod, a noise companion), else the pod's.",
         "",
     ]
     for model, schemes in report["pooled"].items():
@@ -167,6 +179,7 @@ def implementation_section(report: Report) -> list[str]:
                 g["runs"],
                 g["windows"],
                 g["window_recall"],
+                g.get("miner_window_recall"),
                 f"{g['runs_alerted']}/{g['runs']}",
                 g["median_latency_s"],
                 ", ".join(g["missed"]) or "-",
@@ -184,7 +197,8 @@ def implementation_section(report: Report) -> list[str]:
                     "variant",
                     "runs",
                     "windows",
-                    "window recall",
+                    "pod-window recall",
+                    "miner-window recall",
                     "runs alerted",
                     "median s to alert",
                     "missed runs",

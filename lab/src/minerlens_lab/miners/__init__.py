@@ -66,6 +66,15 @@ _ENTRIES: list[tuple[str, str, dict[str, object], float | None, str, tuple[str, 
         "against a pool that asks for a share a second and a job every 10 s (the lab's old pace, kept on purpose)",
         (),
     ),
+    (
+        "miner-randomx",
+        "fast",
+        {"threads": (2, 1), "randomx_mode": "fast"},
+        None,
+        "fast mode (XMRig's default: the 2080 MiB dataset built first), ~10x light mode's hash rate and so ~10x its"
+        " sched_yield() calls per CPU-second",
+        (),
+    ),
     ("miner-cryptonight", "2t", {"threads": 2}, None, "2 threads, sched_yield() after every hash", ()),
     (
         "miner-cryptonight",

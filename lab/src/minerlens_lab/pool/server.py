@@ -22,19 +22,19 @@ import json
 import logging
 import math
 import random
-import re
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minerlens_lab.miners.pow import ALGORITHMS, Algorithm, Verifier, meets_target, target_from_compact, with_nonce
+from minerlens_lab.miners.pow import ALGORITHMS, Verifier, meets_target, target_from_compact, with_nonce
 from minerlens_lab.pool.config import REALISTIC, PoolConfig
 from minerlens_lab.pool.jobs import Chain, Job
+from minerlens_lab.pool.session import LoginStats as LoginStats
+from minerlens_lab.pool.session import Session
+from minerlens_lab.pool.session import start_difficulty as start_difficulty
 from minerlens_lab.pool.vardiff import Vardiff
 
 log = logging.getLogger(__name__)
@@ -43,70 +43,8 @@ HOST = "127.0.0.1"
 _JOBS_KEPT = 16
 """jobs of a connection whose shares are still accepted (same block)"""
 _LINE_LIMIT = 64 * 1024
-_SHARE_TIMES_KEPT = 512
 _TICK_S = 1.0
 _SEND_TIMEOUT_S = 10.0
-_START = re.compile(r"(?:^|[;,\s])start=(\d{1,15})(?:$|[;,\s])")
-
-
-@dataclass
-class LoginStats:
-    accepted: int = 0
-    rejected: int = 0
-    connections: int = 0
-    keepalives: int = 0
-    jobs: int = 0
-    retargets: int = 0
-    hashes: int = 0
-    """sum of the difficulty of the accepted shares: the expected number of hashes behind them"""
-    difficulty: int = 0
-    first_login: float | None = None
-    last_share: float | None = None
-    share_times: deque[float] = field(default_factory=lambda: deque(maxlen=_SHARE_TIMES_KEPT))
-    """seconds after the first login of each accepted share"""
-    difficulties: list[tuple[float, int]] = field(default_factory=list)
-    """(seconds after the first login, difficulty) of the last connection's start and retargets"""
-    algo: str = ""
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        span = (self.last_share - self.first_login) if self.first_login and self.last_share else 0.0
-        times = list(self.share_times)
-        mean_interval = (times[-1] - times[0]) / (len(times) - 1) if len(times) >= 2 else None
-        return {
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "connections": self.connections,
-            "keepalives": self.keepalives,
-            "jobs": self.jobs,
-            "retargets": self.retargets,
-            "hashes": self.hashes,
-            "hashrate": round(self.hashes / span, 1) if span > 0 else 0.0,
-            "difficulty": self.difficulty,
-            "difficulties": [[round(t, 3), d] for t, d in self.difficulties],
-            "share_times": [round(t, 3) for t in times],
-            "mean_share_interval": round(mean_interval, 2) if mean_interval is not None else None,
-            "algo": self.algo,
-            "reasons": dict(self.reasons),
-        }
-
-
-@dataclass
-class _Session:
-    sid: str
-    login: str
-    algo: Algorithm
-    writer: asyncio.StreamWriter
-    vardiff: Vardiff
-    last_seen: float
-    jobs: OrderedDict[str, Job] = field(default_factory=OrderedDict)
-    seen: set[tuple[str, str]] = field(default_factory=set)
-
-
-def start_difficulty(password: str) -> int | None:
-    """``start=N`` in a login's password, if any."""
-    found = _START.search(password)
-    return int(found.group(1)) if found else None
 
 
 class PoolServer:
@@ -137,7 +75,7 @@ class PoolServer:
         self._stats: dict[str, LoginStats] = {}
         self._stats_lock = threading.Lock()
         self._server: asyncio.Server | None = None
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, Session] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool-verify")
         self._block_now = asyncio.Event()
@@ -210,7 +148,7 @@ class PoolServer:
             if reason is not None:
                 st.reasons[reason] = st.reasons.get(reason, 0) + 1
 
-    def _note_difficulty(self, s: _Session, now: float, *, fresh: bool = False) -> None:
+    def _note_difficulty(self, s: Session, now: float, *, fresh: bool = False) -> None:
         with self._stats_lock:
             st = self._with_stats(s.login)
             st.difficulty = s.vardiff.diff
@@ -266,14 +204,14 @@ class PoolServer:
                 elif s.vardiff.due(now):
                     await self._retarget(s, now)
 
-    async def _retarget(self, s: _Session, now: float) -> None:
+    async def _retarget(self, s: Session, now: float) -> None:
         if s.vardiff.retarget(now) is not None:
             self._note_difficulty(s, now)
             await self._push_job(s)
 
     # ---- jobs ------------------------------------------------------------------------------------
 
-    def _new_job(self, s: _Session) -> Job:
+    def _new_job(self, s: Session) -> Job:
         job = self.chain.job(s.algo, s.vardiff.diff)
         stale = [jid for jid, j in s.jobs.items() if j.height < job.height]
         for jid in stale:
@@ -297,7 +235,7 @@ class PoolServer:
             msg = "peer does not read"
             raise ConnectionResetError(msg) from None
 
-    async def _push_job(self, s: _Session) -> None:
+    async def _push_job(self, s: Session) -> None:
         try:
             await self._send(s.writer, {"jsonrpc": "2.0", "method": "job", "params": self._new_job(s).params()})
         except (ConnectionError, RuntimeError):
@@ -309,7 +247,7 @@ class PoolServer:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        session: _Session | None = None
+        session: Session | None = None
         try:
             while True:
                 try:
@@ -368,7 +306,7 @@ class PoolServer:
             msg["result"] = None
         await self._send(writer, msg)
 
-    async def _login(self, writer: asyncio.StreamWriter, req_id: Any, params: dict[str, Any]) -> _Session | None:
+    async def _login(self, writer: asyncio.StreamWriter, req_id: Any, params: dict[str, Any]) -> Session | None:
         login = str(params.get("login", ""))[:256]
         wanted = params.get("algo")
         names = [a for a in wanted if isinstance(a, str)] if isinstance(wanted, list) else []
@@ -378,7 +316,7 @@ class PoolServer:
             return None
         now = time.monotonic()
         diff = start_difficulty(str(params.get("pass", ""))) or self.start_diff[algo.name]
-        s = _Session(secrets.token_hex(8), login, algo, writer, Vardiff(self.config, diff, now), now)
+        s = Session(secrets.token_hex(8), login, algo, writer, Vardiff(self.config, diff, now), now)
         self._sessions[s.sid] = s
         with self._stats_lock:
             st = self._with_stats(login)
@@ -392,7 +330,7 @@ class PoolServer:
         await self._reply(writer, req_id, result=result)
         return s
 
-    async def _submit(self, writer: asyncio.StreamWriter, s: _Session | None, req_id: Any, p: dict[str, Any]) -> None:
+    async def _submit(self, writer: asyncio.StreamWriter, s: Session | None, req_id: Any, p: dict[str, Any]) -> None:
         """Cheap checks and vardiff accounting now; the proof-of-work check in a task of its own, so that a
         burst of submits (a miner far below its difficulty) is seen, and retargeted, at once."""
         if s is None or p.get("id") != s.sid:
@@ -412,7 +350,7 @@ class PoolServer:
             await self._retarget(s, now)
 
     @staticmethod
-    def _precheck(s: _Session, job: Job, nonce_hex: str) -> str | None:
+    def _precheck(s: Session, job: Job, nonce_hex: str) -> str | None:
         try:
             nonce = bytes.fromhex(nonce_hex)
         except ValueError:
@@ -426,7 +364,7 @@ class PoolServer:
         return None
 
     async def _verify(
-        self, writer: asyncio.StreamWriter, s: _Session, job: Job, req_id: Any, nonce_hex: str, claimed: str
+        self, writer: asyncio.StreamWriter, s: Session, job: Job, req_id: Any, nonce_hex: str, claimed: str
     ) -> None:
         data = with_nonce(job.blob, job.algo, bytes.fromhex(nonce_hex))
         loop = asyncio.get_running_loop()

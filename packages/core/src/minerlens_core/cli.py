@@ -136,15 +136,21 @@ def watch_cmd(
         float | None,
         typer.Option(help="leave out windows that ended more than this many seconds before the watch started"),
     ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="no live table: at the end, one JSON array of the pods' rows (for scripts)"),
+    ] = False,
 ) -> None:
     """Live per-pod table of verdicts and alerts (topics minerlens.verdicts.v1 and minerlens.alerts.v1)."""
     import json
 
-    from minerlens_core.pipeline_view import run_watch, wide_console
+    from minerlens_core.pipeline_view import COLUMNS, run_watch, wide_console
     from minerlens_core.settings import KafkaSettings
 
-    view = run_watch(KafkaSettings(), seconds, from_beginning, max_age)
-    out = wide_console()
+    view = run_watch(KafkaSettings(), seconds, from_beginning, max_age, live=not as_json)
+    if as_json:
+        print_rows(COLUMNS, view.rows(), as_json=True)
+    out = console if as_json else wide_console()  # with --json, stdout holds only the JSON
     if view.older:
         out.print(f"({view.older} verdicts or alerts older than --max-age {max_age:g} s not shown)", highlight=False)
     for line in view.alert_report() or ["no alert was raised"]:

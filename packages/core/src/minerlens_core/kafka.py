@@ -1,6 +1,7 @@
 """aiokafka factories, message headers and the consumer mechanics every service shares (``kafka`` extra).
 
-Every consumer of the pipeline follows the same rules, implemented once here:
+Every consumer of the pipeline follows the same rules, implemented once here (and run by the one
+consumer loop, ``minerlens_core.consuming.ConsumerLoop``):
 
 * a message it cannot process goes to ``<topic>.dlq`` (``dead_letter_of`` / ``send_dead_letter``) with
   the reason in ``error.*`` headers and its origin in ``source.*`` headers, and is then acknowledged;

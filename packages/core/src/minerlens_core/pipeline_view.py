@@ -7,6 +7,7 @@ and scripts can check the same numbers (``summary()``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,6 +48,10 @@ class PodRow:
         if self.alert is None:
             return "-"
         return {1: "OPEN", 2: "OPEN (updated)", 3: "resolved"}.get(self.alert.activity_id, "?")
+
+
+COLUMNS = ("pod", "windows", "miner", "no data", "last score", "max", "process", "alert", "severity")
+"""``minerlens watch``'s table (with --json: one object per pod with these keys, spaces as ``_``)"""
 
 
 @dataclass
@@ -115,10 +120,16 @@ class PipelineView:
         if row.first_alert_at is None:
             row.first_alert_at = time.monotonic() - self.started
 
+    def rows(self) -> list[list[object]]:
+        """The table's rows (``COLUMNS``) with plain values: numbers unformatted, None when unknown."""
+        return [
+            [r.display, r.windows, r.miner_windows, r.insufficient, r.last_score, r.max_score, r.process or None,
+             r.alert_state if r.alert is not None else None, r.alert.severity if r.alert else None]
+            for r in sorted(self.pods.values(), key=lambda r: r.display)
+        ]  # fmt: skip
+
     def table(self) -> Table:
-        t = Table(
-            "pod", "windows", "miner", "no data", "last score", "max", "process", "alert", "severity", title="minerlens"
-        )  # fmt: skip
+        t = Table(*COLUMNS, title="minerlens")
         for row in sorted(self.pods.values(), key=lambda r: r.display):
             sev = row.alert.severity if row.alert else ""
             style = "bold red" if row.alert is not None and row.alert.activity_id != 3 else ""
@@ -168,8 +179,9 @@ class PipelineView:
 async def watch_pipeline(
     kafka: KafkaSettings, seconds: float, *, from_beginning: bool = False, console: Console | None = None,
     verdicts_topic: str = topics.VERDICTS, alerts_topic: str = topics.ALERTS, max_age_s: float | None = None,
+    live: bool = True,
 ) -> PipelineView:  # fmt: skip
-    """Consume verdicts and alerts for ``seconds`` and render the per-pod table live.
+    """Consume verdicts and alerts for ``seconds`` and render the per-pod table live (unless not ``live``).
 
     ``max_age_s``: leave out windows that ended (and alerts last seen) more than this long before the start.
     """
@@ -185,7 +197,12 @@ async def watch_pipeline(
     await consumer.start()
     deadline = time.monotonic() + seconds
     try:
-        with Live(view.table(), console=console or wide_console(), refresh_per_second=2, transient=False) as live:
+        with contextlib.ExitStack() as stack:
+            screen = None
+            if live:
+                screen = stack.enter_context(
+                    Live(view.table(), console=console or wide_console(), refresh_per_second=2, transient=False)
+                )
             while time.monotonic() < deadline:
                 batches = await consumer.getmany(timeout_ms=500, max_records=2000)
                 for tp, records in batches.items():
@@ -197,7 +214,8 @@ async def watch_pipeline(
                                 view.add_verdict(decode_verdict(rec.value or b""))
                         except (ValidationError, ValueError):
                             view.undecodable += 1
-                live.update(view.table())
+                if screen is not None:
+                    screen.update(view.table())
     finally:
         await consumer.stop()
     return view
@@ -209,6 +227,11 @@ def wide_console() -> Console:
 
 
 def run_watch(
-    kafka: KafkaSettings, seconds: float, from_beginning: bool = False, max_age_s: float | None = None
+    kafka: KafkaSettings,
+    seconds: float,
+    from_beginning: bool = False,
+    max_age_s: float | None = None,
+    *,
+    live: bool = True,
 ) -> PipelineView:
-    return asyncio.run(watch_pipeline(kafka, seconds, from_beginning=from_beginning, max_age_s=max_age_s))
+    return asyncio.run(watch_pipeline(kafka, seconds, from_beginning=from_beginning, max_age_s=max_age_s, live=live))

@@ -1,26 +1,27 @@
 """Ingestion: the windows, verdicts and alerts topics into the pod store.
 
-``Ingestor.handle`` decodes one message and stores it (plain logic, no Kafka); ``KafkaIngest`` is the
-aiokafka adapter: it consumes, calls ``handle``, dead-letters what it cannot store (``<topic>.dlq`` with
-``dead_letter_headers``: invalid messages, pods whose names are not Kubernetes names, a write Redis
-refuses, anything that raised) and commits. A message is never lost to a Redis outage: it is retried
-with backoff until Redis answers (the offset is committed only after the store accepted it); one
-message never stops the others. The loop reports to a ``ConsumerProgress`` (the API's ``/healthz``),
-and when the store has lost its data (Redis restarted empty) it is first refilled from the topics
-(``StoreRebuild``).
+``Ingestor.handle`` decodes one message and stores it (plain logic, no Kafka); ``KafkaIngest`` hands it the
+records of core's ``ConsumerLoop`` (``minerlens_core.consuming``) and dead-letters what it cannot store
+(``<topic>.dlq`` with ``dead_letter_headers``: invalid messages, pods whose names are not Kubernetes names,
+a write Redis refuses, anything that raised). A message is never lost to a Redis outage: the poll is read
+again with backoff until Redis answers (an offset is committed only after the store accepted the message
+or it was dead-lettered); one message never stops the others. The loop reports to a ``ConsumerProgress``
+(the API's ``/healthz``), and when the store has lost its data (Redis restarted empty) it is first
+refilled from the topics (``StoreRebuild``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka.structs import ConsumerRecord
-from minerlens_core.kafka import ConsumerProgress, dead_letter_of, make_consumer, make_producer, send_dead_letter
+from minerlens_core.consuming import ConsumerLoop, LoopHooks, Poll, Unavailable
+from minerlens_core.kafka import ConsumerProgress, SourceRecord
+from minerlens_core.retrying import Backoff
 from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, STATUS_RESOLVED, DetectionFinding, decode_finding
@@ -40,6 +41,7 @@ Outcome = Literal["stored", "skipped"]
 INVALID_POD = "invalid pod name"
 STORE_ERROR = "store error"
 INTERNAL_ERROR = "internal error"
+REDIS = "Redis"
 MAX_ALERT_WINDOWS = 500
 """window ids kept per alert (the most recent)"""
 
@@ -184,8 +186,12 @@ class IngestStatus:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def _as_is(record: ConsumerRecord[bytes, bytes]) -> ConsumerRecord[bytes, bytes]:
+    return record  # ``Ingestor.handle`` decodes and stores in one
+
+
 class KafkaIngest:
-    """Consume the three topics into the store until ``stop`` is set; restarts itself after errors."""
+    """Consume the three topics into the store until ``stop`` is set (the loop reconnects and retries)."""
 
     def __init__(
         self,
@@ -209,66 +215,50 @@ class KafkaIngest:
         self.rebuild = rebuild
         self.check_store_s = check_store_s
         self._next_check = 0.0
+        self._stop = asyncio.Event()
+        hooks = LoopHooks(
+            connected=self._consuming,
+            connect_failed=self._failed,
+            before_poll=self._check_store,
+            dead_lettered=self._dead_lettered,
+            poll_failed=self._failed,
+        )
+        self.loop: ConsumerLoop[ConsumerRecord[bytes, bytes]] = ConsumerLoop(
+            kafka, ingestor.topics.all, group_id=group_id, decode=_as_is, handle=self._handle, progress=self.progress,
+            poll_timeout_ms=500, max_records=500, retry_backoff=Backoff(initial_s=0.2, max_s=5.0), hooks=hooks,
+        )  # fmt: skip
 
     async def run(self, stop: asyncio.Event) -> None:
-        self.progress.start()
-        backoff = 0.5
+        self._stop = stop
+        self.status.state = "connecting"
         try:
-            while not stop.is_set():
-                try:
-                    await self._consume(stop)
-                    backoff = 0.5
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 (Kafka outage, anything: log, wait, reconnect)
-                    self.status.state = "reconnecting"
-                    self.status.last_error = f"{type(exc).__name__}: {exc}"
-                    self.progress.waiting_for("Kafka")
-                    log.warning("ingestion stopped (%s), reconnecting in %.1fs", self.status.last_error, backoff)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), backoff)
-                    backoff = min(backoff * 2, 30.0)
+            await self.loop.run(stop)
         finally:
-            if stop.is_set():  # asked to stop; anything else ending the task is a death /healthz reports
-                self.progress.stop()
             self.status.state = "stopped"
 
-    async def _consume(self, stop: asyncio.Event) -> None:
-        self.status.state = "connecting"
-        consumer = make_consumer(self.kafka, *self.ingestor.topics.all, group_id=self.group_id)
-        producer = make_producer(self.kafka)
-        try:
-            await consumer.start()
-            await producer.start()
-            self.progress.waiting_for(None)
-            self.status.state = "consuming"
-            while not stop.is_set():
-                await self._check_store(stop)
-                batches = await consumer.getmany(timeout_ms=500, max_records=500)
-                await self.progress.polled(consumer, sum(len(r) for r in batches.values()))
-                for records in batches.values():
-                    for record in records:
-                        if not await self._one(record, producer, stop):
-                            return
-                        self.progress.processed()
-                if batches:
-                    await consumer.commit()
-        finally:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-            with contextlib.suppress(Exception):
-                await producer.stop()
+    def _consuming(self) -> None:
+        self.status.state = "consuming"
 
-    async def _check_store(self, stop: asyncio.Event) -> None:
-        """Every ``check_store_s``: refill the store from the topics if Redis lost it (never raises)."""
+    def _failed(self, exc: BaseException) -> None:
+        """A poll or a connection failed: the loop waits for Redis (the poll is read again) or Kafka."""
+        if isinstance(exc, Unavailable) and exc.dependency == REDIS:
+            self.status.state = "waiting for Redis"
+            self.status.last_error = str(exc)
+            return
+        self.status.state = "reconnecting"
+        self.status.last_error = f"{type(exc).__name__}: {exc}"
+
+    async def _check_store(self) -> None:
+        """Every ``check_store_s``: refill the store from the topics if Redis lost it (never raises). Not while
+        the loop waits for Redis or Kafka: the records in hand go first."""
         now = asyncio.get_running_loop().time()
-        if self.rebuild is None or now < self._next_check:
+        if self.rebuild is None or now < self._next_check or self.progress.waiting:
             return
         self._next_check = now + self.check_store_s
         self.progress.waiting_for("the store rebuild")
         self.status.state = "checking the store"
         try:
-            await self.rebuild.ensure(stop)
+            await self.rebuild.ensure(self._stop)
         except RedisUnavailable as exc:
             log.info("store check skipped, Redis is unavailable: %s", exc)
         except Exception:  # the rebuild is best effort: ingestion goes on regardless
@@ -277,44 +267,30 @@ class KafkaIngest:
             self.progress.waiting_for(None)
             self.status.state = "consuming"
 
-    async def _one(self, record: ConsumerRecord[bytes, bytes], producer: Any, stop: asyncio.Event) -> bool:
-        """Handle one record; False when stopping while Redis is down (the record is not committed)."""
-        delay = 0.2
-        while True:
+    async def _handle(self, poll: Poll[ConsumerRecord[bytes, bytes]]) -> None:
+        """Store each record in order; ``Unavailable`` while Redis is down (the rest is read again)."""
+        for record, _ in poll.items:
             try:
                 outcome = await self.ingestor.handle(record.topic, record.value)
             except InvalidMessage as exc:
-                await self._dead_letter(record, producer, exc.reason, exc.cause)
-                return True
-            except RedisCommandError as exc:  # Redis refuses this write: retrying would not help
-                await self._dead_letter(record, producer, STORE_ERROR, exc)
-                return True
-            except RedisUnavailable as exc:
-                self.status.state = "waiting for Redis"
-                self.status.last_error = str(exc)
-                self.progress.waiting_for("Redis")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                if stop.is_set():
-                    return False
-                delay = min(delay * 2, 5.0)
+                await poll.dead_letter(record, exc.reason, exc.cause)
                 continue
+            except RedisCommandError as exc:  # Redis refuses this write: retrying would not help
+                await poll.dead_letter(record, STORE_ERROR, exc)
+                continue
+            except RedisUnavailable as exc:
+                raise Unavailable(REDIS, str(exc)) from exc
             except Exception as exc:  # a bug some message triggers: that message only
                 log.exception("storing %s[%d]@%d raised", record.topic, record.partition, record.offset)
-                await self._dead_letter(record, producer, INTERNAL_ERROR, exc)
-                return True
-            self.progress.waiting_for(None)
+                await poll.dead_letter(record, INTERNAL_ERROR, exc)
+                continue
             self.status.state = "consuming"
             self._count(record.topic, outcome)
-            return True
+            poll.done(record)
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], producer: Any, reason: str, cause: BaseException | None
-    ) -> None:
-        await send_dead_letter(producer, dead_letter_of(record, reason, cause))
+    def _dead_lettered(self, record: SourceRecord, reason: str, cause: BaseException | None) -> None:
         self._count(record.topic, "dead_lettered")
         log.info("dead-lettered %s@%d: %s%s", record.topic, record.offset, reason, f": {cause}" if cause else "")
-        self.progress.waiting_for(None)
         self.status.state = "consuming"
 
     def _count(self, topic: str, outcome: str) -> None:

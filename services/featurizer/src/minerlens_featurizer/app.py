@@ -1,4 +1,5 @@
-"""The Faust worker: topics, the state table, two agents, two timers and the web pages.
+"""The Faust worker: topics, the state table, two agents, two timers and the web pages (the Faust plumbing:
+``faust_io``).
 
 The agents only adapt: they hand each message to the ``Featurizer`` engine and hold the event
 (manual acks). A micro-batch is flushed when the agent's queue runs dry, when it is big enough, or
@@ -25,25 +26,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-import weakref
-from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any, cast
 
-import faust
 from aiokafka.errors import MessageSizeTooLargeError
-from faust.streams import Stream, _current_event
+from faust.streams import Stream
 from faust.types import TP, ChannelT, EventT, StreamT, TableT
-from faust.web import Request, Response, View
 from minerlens_core.kafka import dead_letter_headers
 from minerlens_core.settings import KafkaSettings
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from minerlens_featurizer.delivery import ENCODE_ERROR, WindowLetter, encode_isolated, retrying, window_dead_letter
 from minerlens_featurizer.encode import Record, WindowEncoder
 from minerlens_featurizer.engine import CONTROL, INPUT, Featurizer
+from minerlens_featurizer.faust_io import Outputs, TableState, add_pages, broker_url, faust_app, raw_schema
 from minerlens_featurizer.metrics import FeaturizerMetrics
 from minerlens_featurizer.outbox import Outbox, PendingWindow, Writes
 from minerlens_featurizer.settings import FeaturizerSettings
@@ -51,70 +47,6 @@ from minerlens_featurizer.spec import ServedSpec, served_spec
 from minerlens_featurizer.state import offset_key
 
 log = logging.getLogger(__name__)
-_METRICS_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset"))
-"""aiohttp sets the charset itself and refuses it inside content_type"""
-
-
-def _raw_schema() -> faust.Schema[bytes, bytes]:
-    return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """Where windows, dead letters and control messages go (Kafka topics; in-memory channels in unit tests)."""
-
-    windows: ChannelT[Any]
-    dead_letters: ChannelT[Any]
-    control: ChannelT[Any]
-
-
-def _free_port(host: str) -> int:
-    """An ephemeral port for ``web_port=0`` (Faust needs a real one); it is logged at start-up."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port = int(s.getsockname()[1])
-    log.info("web server (/metrics, /healthz, /readyz) on %s:%d", host, port)
-    return port
-
-
-def broker_url(kafka: KafkaSettings) -> str:
-    return ";".join(f"kafka://{h.strip()}" for h in kafka.bootstrap.split(",") if h.strip())
-
-
-class TableState:
-    """The engine's view of the Faust table (raw bytes keys and values)."""
-
-    def __init__(self, table: TableT[bytes, bytes]) -> None:
-        self.table = table
-
-    def get(self, key: bytes) -> bytes | None:
-        value = self.table.get(key)
-        return bytes(value) if value is not None else None
-
-    def items(self) -> Iterable[tuple[bytes, bytes]]:
-        return list(self.table.items())
-
-    def apply(self, partition: int, writes: Writes, event: EventT[Any]) -> list[Awaitable[Any]]:
-        """Write ``writes`` to the local store and the changelog partition; the futures resolve on delivery.
-
-        The changelog messages are sent here rather than through ``table[key] = value`` because that
-        path drops the send futures, and Faust's own pre-commit flush of its producer buffer gives up
-        after 0.1 s (``ProducerBuffer.flush_atmost``): offsets could be committed ahead of the state.
-        The event context is set for stores that pick their partition database from it (RocksDB).
-        """
-        sent: list[Awaitable[Any]] = []
-        token = _current_event.set(weakref.ref(event))
-        try:
-            for key, value in writes.sets.items():
-                sent.append(self.table.send_changelog(partition, key, value))
-                self.table.data[key] = value
-            for key in writes.deletes:
-                if key in self.table.data:
-                    sent.append(self.table.send_changelog(partition, key, None, value_serializer="raw"))
-                    del self.table.data[key]
-        finally:
-            _current_event.reset(token)
-        return sent
 
 
 class FeaturizerApp:
@@ -139,32 +71,9 @@ class FeaturizerApp:
         self.partitions = partitions
         self.served = served or served_spec(settings)
         self.metrics = FeaturizerMetrics()
-        self.app = faust.App(
-            settings.app_id,
-            broker=broker_url(self.kafka),
-            store=settings.store,
-            datadir=str(settings.data_dir),
-            autodiscover=False,
-            topic_partitions=partitions,
-            topic_replication_factor=settings.replication_factor,
-            table_standby_replicas=settings.standby_replicas,
-            processing_guarantee="at_least_once",
-            broker_client_id=self.kafka.client_id,
-            broker_session_timeout=settings.session_timeout_s,
-            broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-            producer_acks=-1,
-            producer_compression_type=None if self.kafka.compression == "none" else self.kafka.compression,
-            producer_max_request_size=8 * 1024 * 1024,
-            consumer_max_fetch_size=16 * 1024 * 1024,
-            consumer_auto_offset_reset="earliest",
-            key_serializer="raw",
-            value_serializer="raw",
-            web_enabled=settings.web_enabled,
-            web_bind=settings.web_bind,
-            web_port=settings.web_port or _free_port(settings.web_bind),
-        )
+        self.app = faust_app(settings, self.kafka, partitions)
         app = self.app
-        self.input_topic = app.topic(settings.input_topic, internal=False, schema=_raw_schema())
+        self.input_topic = app.topic(settings.input_topic, internal=False, schema=raw_schema())
         self.control_topic = app.topic(
             settings.control_topic,
             internal=True,
@@ -172,7 +81,7 @@ class FeaturizerApp:
             replicas=settings.replication_factor,
             retention=3600.0,
             deleting=True,
-            schema=_raw_schema(),
+            schema=raw_schema(),
         )
         self.table: TableT[bytes, bytes] = app.Table(
             settings.state_table,
@@ -186,8 +95,8 @@ class FeaturizerApp:
             self.outputs = Outputs(app.channel(), app.channel(), app.channel())
         else:
             self.outputs = Outputs(
-                app.topic(settings.output_topic, internal=False, schema=_raw_schema()),
-                app.topic(settings.dlq_topic, internal=False, schema=_raw_schema()),
+                app.topic(settings.output_topic, internal=False, schema=raw_schema()),
+                app.topic(settings.dlq_topic, internal=False, schema=raw_schema()),
                 self.control_topic,
             )
         self.engine = Featurizer(self.served, settings, self.state, self.metrics)
@@ -211,7 +120,7 @@ class FeaturizerApp:
         app.timer(min(settings.flush_max_delay_s, 0.05), name="flush_due")(self._flush_due)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_rebalance_complete.connect(self._resume_after_state)
-        self._add_pages()
+        add_pages(app, self.metrics.registry, self.health, self.served.tag)
 
     # --- agents ---------------------------------------------------------------------------------------
 
@@ -457,26 +366,6 @@ class FeaturizerApp:
         if offsets:
             log.info("resuming after the stored state: %s", {f"{t.topic}/{t.partition}": o for t, o in offsets.items()})
             await cast(Any, self.app.consumer)._commit(offsets)
-
-    # --- web ------------------------------------------------------------------------------------------
-
-    def _add_pages(self) -> None:
-        fapp, registry = self.app, self.metrics.registry
-
-        @fapp.page("/metrics")
-        async def metrics(web: View, request: Request) -> Response:
-            return web.bytes(generate_latest(registry), content_type=_METRICS_TYPE)
-
-        @fapp.page("/healthz")
-        async def healthz(web: View, request: Request) -> Response:
-            body = self.health()
-            return web.json(body, status=200 if body["ok"] else 503)
-
-        @fapp.page("/readyz")
-        async def readyz(web: View, request: Request) -> Response:
-            ready = not fapp.rebalancing and cast(Any, fapp.tables).recovery.completed.is_set()
-            body = {"ready": ready, "rebalancing": fapp.rebalancing, "spec": self.served.tag}
-            return web.json(body, status=200 if ready else 503)
 
     # --- liveness -------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from minerlens_core.terminal import JsonOpt
 
 
 def run_cmd(
@@ -39,15 +40,23 @@ def run_cmd(
 
 def spec_cmd(
     model_dir: Annotated[Path | None, typer.Option(help="model artifact (default: 1 s time windows)")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print the feature spec the featurizer would serve (policy tag, digest, dimension)."""
+    from minerlens_core.terminal import print_rows
+
     from minerlens_featurizer.settings import FeaturizerSettings
     from minerlens_featurizer.spec import served_spec
 
     settings = FeaturizerSettings(model_dir=model_dir) if model_dir is not None else FeaturizerSettings()
     served = served_spec(settings)
-    model = f"{served.model.name} {served.model.version}" if served.model else "(default)"
-    typer.echo(f"{served.tag} digest={served.spec.digest} dim={served.spec.dim} model={model}")
+    if as_json:
+        model = {"name": served.model.name, "version": served.model.version} if served.model else None
+        row = [served.tag, served.spec.digest, served.spec.dim, served.spec.version, model]
+        print_rows(["policy", "digest", "dim", "feature version", "model"], [row], as_json=True)
+        return
+    model_text = f"{served.model.name} {served.model.version}" if served.model else "(default)"
+    typer.echo(f"{served.tag} digest={served.spec.digest} dim={served.spec.dim} model={model_text}")
 
 
 def register(app: typer.Typer) -> None:

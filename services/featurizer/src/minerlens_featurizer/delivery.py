@@ -5,13 +5,12 @@
   an ``encode_error`` dead letter: the other windows, pods and partitions flow on.
 * ``window_dead_letter``: that dead letter: the window's identity, span and events as JSON, keyed by the
   pod uid, with the stream's identity in ``minerlens.*`` headers (replayable, nothing lost).
-* ``retrying``: broker sends and state writes are retried with backoff instead of crashing the worker
-  (a crash would replay the same batch; the broker being away is no reason to die).
+* ``retrying``: broker sends and state writes are retried with backoff (``minerlens_core.retrying``) instead
+  of crashing the worker (a crash would replay the same batch; the broker being away is no reason to die).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from minerlens_core.kafka import Headers, dead_letter_headers, split_failures
+from minerlens_core.retrying import Backoff, retry
 
 from minerlens_featurizer.encode import Record, WindowEncoder
 from minerlens_featurizer.outbox import PendingWindow
@@ -93,17 +93,12 @@ async def retrying(
     backoff_max_s: float = 5.0,
 ) -> T:
     """``attempt()`` until it succeeds; between failures wait (doubling, capped). Re-raises once stopping."""
-    delay = backoff_s
-    while True:
-        try:
-            return await attempt()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if stopping():
-                raise
-            if on_failure is not None:
-                on_failure(exc)
-            log.warning("%s failed (%s: %s); retrying in %.1f s", what, type(exc).__name__, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, backoff_max_s)
+    return await retry(
+        attempt,
+        retry_on=(Exception,),
+        backoff=Backoff(initial_s=backoff_s, max_s=backoff_max_s),
+        describe=what,
+        log=log,
+        stopping=stopping,
+        on_retry=None if on_failure is None else lambda exc, _delay: on_failure(exc),
+    )

@@ -70,6 +70,7 @@ class WindowEncoder:
                 node=m.node,
                 pod=m.pod,
                 container_id=m.container_id,
+                container_image=m.container_image,
                 observed_at=utc_from_ns(m.observed_ns),
             )
             # model_construct: every field is built here from validated parts; skipping the per-value

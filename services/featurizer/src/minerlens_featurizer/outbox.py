@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from minerlens_core.features import Window
-from minerlens_core.schemas import PodRef
+from minerlens_core.schemas import ContainerImage, PodRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,8 @@ class WindowMeta:
     first_seq: int | None
     observed_ns: int
     """the window's end (event time), else the closing batch's observed_at: replays give the same bytes"""
+    container_image: ContainerImage | None = None
+    """the container's image, as the stream's latest batch or sample said (None: the collector did not know)"""
 
 
 @dataclass(frozen=True, slots=True)

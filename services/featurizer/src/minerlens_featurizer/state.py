@@ -21,13 +21,18 @@ the resource samples later windows still need, process names: kept in the header
 
 from __future__ import annotations
 
+import bisect
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from minerlens_core.features.windows import Cols, StreamKey, StreamState
-from minerlens_core.schemas import PodRef, ResourceSnapshot
+from minerlens_core.schemas import ContainerImage, PodRef, ResourceSnapshot
 from pydantic import BaseModel, ConfigDict
+
+from minerlens_featurizer.outbox import Writes
 
 HEADER_PREFIX = b"s|"
 SEGMENT_PREFIX = b"g|"
@@ -37,6 +42,15 @@ STATE_VERSION = 2
 PERSISTED_SAMPLES = 16
 """Resource samples a header keeps (time windows need the few of the open slot plus one before it)."""
 PERSISTED_NAMES = 256
+
+
+class StateReader(Protocol):
+    """Read access to the state table (the Faust table, or a dict in tests)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def items(self) -> Iterable[tuple[bytes, bytes]]: ...
+
 
 _SEGMENT = struct.Struct("<Bqqi")  # version, start position, collector seq, events
 _EVENT_BYTES = 2 + 4 + 8 + 4 + 1
@@ -125,6 +139,8 @@ class StreamHeader(BaseModel):
     node: str
     pod: PodRef
     container_id: str
+    container_image: ContainerImage | None = None
+    """the container's image (``Envelope.container_image``) as the latest batch or sample said; absent in old state"""
     last_seq: int | None = None
     last_end_ns: int = -1
     """end_ns of the latest accepted batch (duplicate vs. collector-restart decision)"""
@@ -174,6 +190,16 @@ class LiveStream:
         self.segments.append(seg)
         self.unsaved[seg.no] = arrays
 
+    def buffer(self, cols: Cols, start: int, base: int, seq: int, max_events: int) -> None:
+        """A batch's events at stream positions ``[start, start + len(cols))``: those the window builder still
+        buffers (from position ``base`` on) become segments of at most ``max_events``; older segments go."""
+        for lo in range(max(base - start, 0), len(cols), max_events):
+            hi = min(len(cols), lo + max_events)
+            seg = Segment(self.header.seg_next, start + lo, hi - lo, seq)
+            self.header.seg_next += 1
+            self.add_segment(seg, cols.slice(lo, hi))
+        self.prune(base)
+
     def prune(self, base: int) -> None:
         """Forget segments whose events all lie before stream position ``base``."""
         while self.segments and self.segments[0].end <= base:
@@ -187,6 +213,49 @@ class LiveStream:
     def to_bytes(self) -> bytes:
         self.header.segs = [(s.no, s.start, s.n, s.seq) for s in self.segments]
         return self.header.model_dump_json().encode()
+
+    def write_to(self, w: Writes) -> None:
+        """Its new segments, its header and tombstones of the segments no longer needed (a checkpoint)."""
+        segs = {s.no: s for s in self.segments}
+        for no, arrays in self.unsaved.items():
+            w.set(segment_key(self.key, no), encode_segment(segs[no], arrays))
+        self.unsaved.clear()
+        w.set(header_key(self.key), self.to_bytes())
+        for no in self.dead:
+            w.delete(segment_key(self.key, no))
+        self.dead.clear()
+
+
+def read_tail(store: StateReader, st: LiveStream) -> Cols | None:
+    """The events the stream's builder buffers, from its stored segments; raises when they do not fit the header."""
+    if not st.segments:
+        return None
+    parts = []
+    for seg in st.segments:
+        raw = store.get(segment_key(st.key, seg.no))
+        if raw is None:
+            msg = f"segment {seg.no} missing"
+            raise KeyError(msg)
+        start, _seq, cols = decode_segment(raw)
+        if start != seg.start or len(cols) != seg.n:
+            msg = f"segment {seg.no} holds [{start}, +{len(cols)}), header says [{seg.start}, +{seg.n})"
+            raise ValueError(msg)
+        parts.append(cols)
+    lo = st.header.core["base"] - st.segments[0].start
+    hi = st.header.core["seen"] - st.segments[0].start
+    events = Cols.concat(parts)
+    if lo < 0 or hi != len(events):
+        msg = f"segments cover [{st.segments[0].start}, +{len(events)}), stream buffers [{lo}, {hi})"
+        raise ValueError(msg)
+    return events.slice(lo, hi)
+
+
+def seq_at(marks: list[tuple[int, int]], row: int) -> int | None:
+    """The collector ``seq`` of the batch that brought stream position ``row`` (``marks``: ``LiveStream.marks``)."""
+    if not marks:
+        return None
+    i = bisect.bisect_right([m[0] for m in marks], row) - 1
+    return marks[max(i, 0)][1]
 
 
 def load_header(raw: bytes) -> StreamHeader:

@@ -16,7 +16,7 @@ import typer
 from minerlens_core.errors import ConfigurationError
 from minerlens_core.schemas.ocsf import decode_finding
 from minerlens_core.settings import IdentitySettings, KafkaSettings
-from minerlens_core.terminal import make_console
+from minerlens_core.terminal import JsonOpt, make_console, print_rows
 from pydantic import ValidationError
 
 from minerlens_responder.policy import Policy, load_policy
@@ -87,12 +87,23 @@ def run(
         raise typer.Exit(2) from None
 
 
+RULE_COLUMNS = ["rule", "min severity", "min score", "namespaces", "pod labels", "actions"]
+
+
 @responder_app.command("check-policy")
-def check_policy(policy: Annotated[Path, typer.Argument(help="policy file")]) -> None:
-    """Validate a policy file and print what it does."""
+def check_policy(policy: Annotated[Path, typer.Argument(help="policy file")], as_json: JsonOpt = False) -> None:
+    """Validate a policy file and print what it does (with --json: its rules, in order, as a JSON array)."""
     pol = _policy(policy)
     ns = pol.namespaces
     console.print(f"[green]valid[/]: mode {pol.mode}, allow {list(ns.allow)}, deny {list(ns.deny)}")
+    if as_json:
+        rows = [
+            [r.name, r.match.min_severity, r.match.min_score, list(r.match.namespaces), r.match.pod_labels,
+             [a.value for a in r.ordered_actions()]]
+            for r in pol.rules
+        ]  # fmt: skip
+        print_rows(RULE_COLUMNS, rows, as_json=True)
+        return
     for rule in pol.rules:
         m = rule.match
         console.print(

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from minerlens_core.schemas.details import (
     EvidenceDetails,
+    ImageDetails,
     LastEventDetails,
     MinerlensDetails,
     ModelDetails,
@@ -15,6 +16,7 @@ from minerlens_core.schemas.details import (
     ReasonDetails,
     WindowMark,
 )
+from minerlens_core.schemas.envelope import ContainerImage
 from minerlens_core.schemas.ocsf import (
     ACTIVITY_CLOSE,
     ACTIVITY_CREATE,
@@ -29,6 +31,7 @@ from minerlens_core.schemas.ocsf import (
     DetectionFinding,
     Device,
     FindingInfo,
+    Image,
     Metadata,
     Observation,
     Orchestrator,
@@ -37,7 +40,7 @@ from minerlens_core.schemas.ocsf import (
 )
 from minerlens_core.schemas.windows import ProcessRef, Reason
 
-from minerlens_scorer.alerting import AlertEvent, AlertPolicy, OpenAlert, PodState
+from minerlens_scorer.alert_state import AlertEvent, AlertPolicy, OpenAlert, PodState
 
 ACTIVITY_NAMES = {1: "Create", 2: "Update", 3: "Close"}
 STATUS_NAMES = {STATUS_NEW: "New", STATUS_IN_PROGRESS: "In Progress", STATUS_RESOLVED: "Resolved"}
@@ -59,6 +62,13 @@ def process_text(process: ProcessRef | None) -> str:
         return ""
     exe = f", {process.exe}" if process.exe else ""
     return f"{process.comm or '?'} (pid {process.pid}{exe})"
+
+
+def ocsf_image(image: ContainerImage | None) -> Image | None:
+    """OCSF Image of a container image: ``name`` the repository, ``tag``, ``uid`` the digest (unknowns left out)."""
+    if image is None:
+        return None
+    return Image(name=image.name, tag=image.tag or None, uid=image.digest or None)
 
 
 def confidence(alert: OpenAlert, pod: PodState) -> tuple[int, int]:
@@ -121,9 +131,14 @@ class FindingFactory:
         proc = process_text(a.evidence.process)
         title = f"Cryptominer suspected in pod {who}" + (f", process {proc}" if proc else "")
         scope = "process" if a.evidence.scope == "process" else "pod"
+        image = a.evidence.image
+        container = f"container {a.evidence.container_id or '-'}" + (f" (image {image.reference})" if image else "")
+        if proc:
+            lead = f"Process {proc} in {container} ({scope} window). "
+        else:
+            lead = f"Evidence from {container}. " if image else ""
         desc = (
-            (f"Process {proc} in container {a.evidence.container_id or '-'} ({scope} window). " if proc else "")
-            + f"{a.windows_over} of {a.windows_seen} windows of {who} on node {p.node} scored over the "
+            lead + f"{a.windows_over} of {a.windows_seen} windows of {who} on node {p.node} scored over the "
             f"{a.model.name} {a.model.version} threshold {a.threshold:.3f} (peak {a.peak:.3f}, alert policy "
             f"{self.policy})." + (f" Top reasons: {top}." if top else "")
         )
@@ -141,6 +156,7 @@ class FindingFactory:
             pod=name,
             labels=dict(p.pod.labels),
             container_id=container_id,
+            image=ImageDetails(name=image.name, tag=image.tag, digest=image.digest) if image else None,
             node=p.node,
             cluster=p.cluster,
             window_ids=list(a.window_ids),
@@ -189,9 +205,9 @@ class FindingFactory:
             "start_time": a.first_seen_ms,
             "end_time": a.last_seen_ms,
             "confidence": CONFIDENCE_NAMES[conf_id],
-            "container": Container(uid=container_id or None, pod_uuid=p.uid, orchestrator=Orchestrator()).model_dump(
-                exclude_none=True
-            ),
+            "container": Container(
+                uid=container_id or None, image=ocsf_image(image), pod_uuid=p.uid, orchestrator=Orchestrator()
+            ).model_dump(exclude_none=True),
         }
         return DetectionFinding(
             activity_id=activity,  # type: ignore[arg-type]  # 1..3 by construction

@@ -1,15 +1,16 @@
 """The Kafka adapter: windows topic in; verdicts, OCSF alerts and dead letters out. Logic lives elsewhere.
 
-Per poll (``getmany``, up to ``batch_max`` windows): decode -> ``Scorer.score`` (one ONNX call per model)
--> ``AlertEngine`` -> produce verdicts (keyed by pod uid), findings (keyed by pod uid) and dead letters ->
+The loop is core's ``ConsumerLoop`` (``minerlens_core.consuming``). Per poll (up to ``batch_max`` windows):
+decode (what does not decode is dead-lettered) -> ``Scorer.score`` (one ONNX call per model) ->
+``AlertEngine`` -> produce verdicts (keyed by pod uid), findings (keyed by pod uid) and dead letters ->
 wait for every acknowledgement -> commit the consumed offsets. A crash before the commit re-consumes the
 batch; the alert engine recognises the replayed windows, so no alert is raised twice.
 
 Alongside, the latest state of every alert that changed in the batch goes to the state topic (compacted,
 keyed by pod uid; the finding JSON with the full alert state in ``unmapped.minerlens``). On every partition
 assignment (start, rebalance) the open alerts and replay marks are rebuilt from the latest state per pod.
-When producing or committing fails, the engine is reset, rebuilt the same way, and consumption restarts
-from the committed offsets.
+When a poll fails (producing, restoring, a bug), the engine is reset, rebuilt the same way, and the poll
+is consumed again from the committed offsets after a backoff.
 
 No window stops the scorer: one that cannot be decoded or scored goes to the dead-letter topic with the
 reason and is committed with its batch. Should scoring a batch raise (a bug some input triggers), the
@@ -28,19 +29,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from minerlens_core.consuming import KAFKA_ERRORS, ConsumerLoop, LoopHooks, Poll
 from minerlens_core.errors import FeatureSpecMismatchError
 from minerlens_core.http_probes import probe_app, serve
 from minerlens_core.kafka import (
     ConsumerProgress,
     Headers,
+    SourceRecord,
     dead_letter_of,
-    make_consumer,
-    make_producer,
     message_headers,
     split_failures,
 )
+from minerlens_core.retrying import Backoff
 from minerlens_core.schemas.envelope import SCHEMA_VERSION, utcnow
 from minerlens_core.schemas.ocsf import DetectionFinding
 from minerlens_core.schemas.windows import FeatureWindow, Verdict, decode_window
@@ -123,12 +124,27 @@ class ScorerService:
         self.scorer: Scorer | None = None
         self.restore_needed = True
         self.restored = False
-        self.consuming = False
         self.http_port: int | None = None
         self.progress = ConsumerProgress("scorer consumer", settings.stall_timeout_s)
         self.produced: dict[str, int] = {"verdicts": 0, "alerts": 0, "state": 0, "dead_letters": 0}
         self._stop = asyncio.Event()
-        self._producer: AIOKafkaProducer | None = None
+        hooks = LoopHooks(
+            connected=self._connected,
+            dead_lettered=self._dead_lettered,
+            poll_failed=self._poll_failed,
+            commit_failed=lambda _: self.metrics.kafka_errors.inc(),
+        )
+        self._loop: ConsumerLoop[FeatureWindow] = ConsumerLoop(
+            kafka, [settings.windows_topic], group_id=settings.group_id, decode=_decode, handle=self._handle_poll,
+            progress=self.progress, poll_timeout_ms=settings.poll_timeout_ms, max_records=settings.batch_max,
+            undecodable=UNDECODABLE, dead_letter_topic=settings.dead_letter_topic, handle_empty=True,
+            listener=_Assignments(self), connect_backoff=Backoff(initial_s=0.5, max_s=10.0),
+            retry_backoff=Backoff(initial_s=1.0, max_s=30.0), hooks=hooks,
+        )  # fmt: skip
+
+    @property
+    def consuming(self) -> bool:
+        return self._loop.consuming
 
     # ---- control -------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -196,26 +212,38 @@ class ScorerService:
         return False
 
     # ---- data ----------------------------------------------------------------------------------------
-    def _dead_letter(self, record: ConsumerRecord, reason: str, error: BaseException | None) -> Outgoing:
+    def _count_dead_letter(self, reason: str) -> None:
         self.metrics.dead_letters.labels(reason).inc()
         self.metrics.windows.labels("dead_letter").inc()
+
+    def _dead_letter(self, record: ConsumerRecord, reason: str, error: BaseException | None) -> Outgoing:
+        self._count_dead_letter(reason)
         letter = dead_letter_of(record, reason, error, topic=self.settings.dead_letter_topic)
         return Outgoing(letter.topic, letter.key, letter.value, letter.headers)
 
+    def _dead_lettered(self, record: SourceRecord, reason: str, error: BaseException | None) -> None:
+        """A window the loop could not decode was dead-lettered."""
+        self._count_dead_letter(reason)
+        self.produced["dead_letters"] += 1
+
     def handle(self, records: Sequence[ConsumerRecord], now: float | None = None) -> list[Outgoing]:
         """Decode, score, alert: everything one batch of window records produces (no I/O)."""
-        assert self.scorer is not None
         out: list[Outgoing] = []
-        windows: list[FeatureWindow] = []
-        sources: list[ConsumerRecord] = []
+        items: list[tuple[ConsumerRecord, FeatureWindow]] = []
         for r in records:
             try:
-                windows.append(decode_window(r.value or b""))
-                sources.append(r)
+                items.append((r, _decode(r)))
             except Exception as exc:  # noqa: BLE001 - any bad input goes to the dead-letter topic
                 out.append(self._dead_letter(r, UNDECODABLE, exc))
-        if not windows:
+        return out + self._score(items, now)
+
+    def _score(self, items: Sequence[tuple[ConsumerRecord, FeatureWindow]], now: float | None = None) -> list[Outgoing]:
+        """Score decoded windows and feed the alert engine: verdicts, findings, state and dead letters."""
+        assert self.scorer is not None
+        out: list[Outgoing] = []
+        if not items:
             return out
+        windows = [w for _, w in items]
         t0 = time.perf_counter()
         gated = self.scorer.gated
         outcomes = self.scorer.score(windows)
@@ -224,7 +252,7 @@ class ScorerService:
         self.metrics.batch_size.observe(len(windows))
         verdicts: list[Verdict] = []
         wall = utcnow()
-        for r, w, o in zip(sources, windows, outcomes, strict=True):
+        for (r, w), o in zip(items, outcomes, strict=True):
             if isinstance(o, Rejected):
                 err: BaseException = (
                     FeatureSpecMismatchError(o.detail) if o.reason == SPEC_MISMATCH else ValueError(o.detail)
@@ -248,14 +276,14 @@ class ScorerService:
     def _state(self) -> list[Outgoing]:
         return [finding_message(self.settings.state_topic, f) for f in self.engine.drain_state()]
 
-    def _handle_safely(self, records: Sequence[ConsumerRecord]) -> list[Outgoing]:
-        """``handle``; should it raise on some input (a bug), only the windows that fail alone are dead-lettered.
+    def _score_safely(self, items: Sequence[tuple[ConsumerRecord, FeatureWindow]]) -> list[Outgoing]:
+        """``_score``; should it raise on some input (a bug), only the windows that fail alone are dead-lettered.
 
         The batch is scored again in halves: the alert engine recognises windows it already saw (replays),
         so parts scored twice raise nothing twice.
         """
-        out, failed = split_failures(records, self.handle)
-        for record, exc in failed:
+        out, failed = split_failures(items, self._score)
+        for (record, _), exc in failed:
             log.error(
                 "scoring %s[%d]@%d failed: dead-lettered (%s: %s)",
                 record.topic, record.partition, record.offset, type(exc).__name__, exc, exc_info=exc,
@@ -288,34 +316,19 @@ class ScorerService:
         log.info("rebuilt %d open alerts from the latest findings of %d pods", opened, len(latest))
         return opened
 
-    async def _recover(self, consumer: AIOKafkaConsumer, exc: BaseException, delay_s: float = 1.0) -> None:
-        if isinstance(exc, KafkaError | OSError | TimeoutError):
-            self.metrics.kafka_errors.inc()
-            log.warning("Kafka produce/commit failed (%s): rebuild alert state, re-consume from committed offsets", exc)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), delay_s)
-        self.engine.reset()
-        self.restore_needed = True
-        try:
-            assigned = consumer.assignment()
-            if assigned:
-                committed = await consumer.seek_to_committed(*assigned)
-                fresh = [tp for tp, offset in committed.items() if not offset]
-                if fresh:  # nothing committed yet: start over like auto_offset_reset=earliest
-                    await consumer.seek_to_beginning(*fresh)
-        except (KafkaError, OSError, TimeoutError) as again:
-            log.warning("cannot rewind to the committed offsets yet (%s); retrying", again)
-            raise
-
-    async def _step(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        batch: dict[TopicPartition, list[ConsumerRecord]] = await consumer.getmany(
-            timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.batch_max
+    def _connected(self) -> None:
+        log.info(
+            "scorer consuming %s (group %s), serving %s",
+            self.settings.windows_topic,
+            self.settings.group_id,
+            self.scorer.models.describe() if self.scorer else "-",
         )
-        records = [r for tp in sorted(batch, key=lambda t: t.partition) for r in batch[tp]]
-        await self.progress.polled(consumer, len(records))
+
+    async def _handle_poll(self, poll: Poll[FeatureWindow]) -> None:
+        """Restore if assigned, score the decoded windows, expire quiet alerts (every poll), produce."""
         if self.restore_needed:
             await self.restore()
-        messages = self._handle_safely(records) if records else []
+        messages = self._score_safely(poll.items) if poll.items else []
         try:
             expired = self.engine.expire()
         except Exception:  # a bug in quiet-timeout handling must not stop the scoring of windows
@@ -325,50 +338,17 @@ class ScorerService:
         if expired:
             messages += [self._finding(f) for f in expired] + self._state()
         if messages:
-            await self._send(producer, messages)
-        if batch:
-            await consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batch.items() if recs})
-        if records:
-            self.progress.processed(len(records))
+            await self._send(poll.producer, messages)
 
-    async def _connect(self) -> tuple[AIOKafkaProducer, AIOKafkaConsumer] | None:
-        """Producer and subscribed consumer; retried with backoff while Kafka is unreachable (None: stopped)."""
-        backoff = 0.5
-        while not self._stop.is_set():
-            producer = make_producer(self.kafka)
-            consumer = make_consumer(self.kafka, group_id=self.settings.group_id)
-            try:
-                await producer.start()
-                consumer.subscribe([self.settings.windows_topic], listener=_Assignments(self))
-                await consumer.start()
-                self.progress.waiting_for(None)
-                return producer, consumer
-            except (KafkaError, OSError, TimeoutError) as exc:
-                log.warning("Kafka at %s unavailable (%s); retrying in %.1f s", self.kafka.bootstrap, exc, backoff)
-                self.progress.waiting_for("Kafka")
-                await producer.stop()
-                await consumer.stop()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), backoff)
-                backoff = min(backoff * 2, 10.0)
-        return None
-
-    async def _serve(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        """Poll, score, produce, commit until stopped; Kafka failures rewind, other failures are survived."""
-        failures = 0
-        while not self._stop.is_set():
-            try:
-                await self._step(consumer, producer)
-                failures = 0
-            except (KafkaError, OSError, TimeoutError) as exc:
-                with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                    await self._recover(consumer, exc)
-            except Exception as exc:  # a bug outside the scoring of windows: rewind, back off
-                failures += 1
-                self.metrics.internal_errors.inc()
-                log.exception("scorer step failed (%d in a row); re-consuming from the committed offsets", failures)
-                with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                    await self._recover(consumer, exc, delay_s=min(2.0**failures, 30.0))
+    def _poll_failed(self, exc: BaseException) -> None:
+        """The loop rewound the poll: rebuild the alert state before it is scored again."""
+        if isinstance(exc, KAFKA_ERRORS):
+            self.metrics.kafka_errors.inc()
+            log.warning("Kafka produce/commit failed (%s): rebuild alert state, re-consume from committed offsets", exc)
+        else:  # a bug outside the scoring of windows (the loop logged it)
+            self.metrics.internal_errors.inc()
+        self.engine.reset()
+        self.restore_needed = True
 
     async def run(self, seconds: float | None = None) -> None:
         """Serve until ``stop()`` (or ``seconds``)."""
@@ -378,8 +358,6 @@ class ScorerService:
             probe_app(self.metrics.registry, self.health, self.ready), self.settings.http_host, self.settings.http_port
         )
         watcher: asyncio.Task[None] | None = None
-        consumer: AIOKafkaConsumer | None = None
-        producer: AIOKafkaProducer | None = None
         self.progress.start()
         try:
             self.progress.waiting_for("a servable model")
@@ -387,30 +365,18 @@ class ScorerService:
                 return
             self.progress.waiting_for(None)
             watcher = asyncio.create_task(self._watch_models())
-            connected = await self._connect()
-            if connected is None:
-                return
-            producer, consumer = connected
-            self.consuming = True
-            log.info(
-                "scorer consuming %s (group %s), serving %s",
-                self.settings.windows_topic,
-                self.settings.group_id,
-                self.scorer.models.describe() if self.scorer else "-",
-            )
-            await self._serve(consumer, producer)
+            await self._loop.run(self._stop)
         finally:
             if self._stop.is_set():  # asked to stop; anything else ending the loop is a death /healthz reports
                 self.progress.stop()
-            self.consuming = False
             if timer is not None:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
-            if consumer is not None:
-                await consumer.stop()
-            if producer is not None:
-                await producer.stop()
             await runner.cleanup()
+
+
+def _decode(record: ConsumerRecord) -> FeatureWindow:
+    return decode_window(record.value or b"")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from minerlens_core.schemas.details import MinerlensDetails, ProcessDetails, ReasonDetails
+from minerlens_core.schemas.details import ImageDetails, MinerlensDetails, ProcessDetails, ReasonDetails
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
 from pydantic import BaseModel, ConfigDict
 
@@ -89,6 +89,8 @@ class AlertView:
     attacks: list[Attack]
     process: ProcessDetails | None = None
     """the process the alert names (pid, comm, exe), None when the finding has none"""
+    image: ImageDetails | None = None
+    """the image of the alert's container (name = repository, tag, digest), None when the finding has none"""
 
     def reasons_summary(self, limit: int = 5) -> str:
         return "; ".join(r.sentence() for r in self.reasons[:limit])
@@ -119,6 +121,17 @@ def _reasons_from_anomalies(finding: DetectionFinding) -> list[ReasonDetails]:
                 ReasonDetails(feature=anomaly.observation_parameter, value=value, text=anomaly.observed_pattern or "")
             )
     return reasons
+
+
+def _image(details: MinerlensDetails, finding: DetectionFinding) -> ImageDetails | None:
+    """``unmapped.minerlens.image``, else the OCSF ``container.image`` (``name``, ``tag``, ``uid`` = digest)."""
+    if details.image is not None:
+        return details.image
+    container = finding.container_object()
+    image = container.image if container is not None else None
+    if image is None or not image.name:
+        return None
+    return ImageDetails(name=image.name, tag=image.tag or "", digest=image.uid or "")
 
 
 def alert_view(finding: DetectionFinding) -> AlertView:
@@ -183,4 +196,5 @@ def alert_view(finding: DetectionFinding) -> AlertView:
         explain_path=details.explain_path,
         attacks=attacks,
         process=details.process,
+        image=_image(details, finding),
     )

@@ -42,6 +42,7 @@ MAX_LENGTH = {
     "msg": 1023,
     "request": 1023,
     "flexString1": 1023,
+    "flexString2": 1023,
     **{f"cs{i}": 4000 for i in range(1, 7)},
 }
 """Maximum value lengths (characters) of the CEF dictionary for the string keys minerlens sets."""
@@ -62,6 +63,8 @@ CUSTOM_LABELS = {
     "flexString1": "model",
 }
 """Meaning of the custom keys; each is sent with its ``<key>Label`` companion."""
+OPTIONAL_LABELS = {"flexString2": "containerImage"}
+"""Custom keys sent only when the finding has them (the container image: ``name:tag``), with their label."""
 
 
 def escape_header(value: str) -> str:
@@ -138,10 +141,12 @@ def extension_pairs(view: AlertView) -> list[tuple[str, str]]:
         "cfp2": _float(view.threshold) if view.threshold is not None else None,
         "cfp3": _float(view.risk_score) if view.risk_score is not None else None,
         "flexString1": f"{view.model_name}@{view.model_version}",
+        "flexString2": view.image.reference if view.image else None,
     }
+    labels = CUSTOM_LABELS | OPTIONAL_LABELS
     for key, value in custom.items():
         if value is not None:
-            pairs += [(f"{key}Label", CUSTOM_LABELS[key]), (key, value)]
+            pairs += [(f"{key}Label", labels[key]), (key, value)]
     return pairs
 
 

@@ -112,7 +112,18 @@ def view_to_ecs(view: AlertView) -> dict[str, Any]:
                 "label": [f"{k}={v}" for k, v in view.pod_labels.items()],
             },
         },
-        "container": {"id": view.container_id},
+        "container": {
+            "id": view.container_id,
+            "image": (
+                {
+                    "name": view.image.name,
+                    "tag": [view.image.tag] if view.image.tag else None,
+                    "hash": {"all": [view.image.digest]} if view.image.digest else None,
+                }
+                if view.image
+                else None
+            ),
+        },
         "process": (
             {"pid": view.process.pid, "name": view.process.comm or None, "executable": view.process.exe or None}
             if view.process

@@ -6,8 +6,8 @@ concatenated JSON objects (not a JSON array), one per event::
     {"time":1767225600.123,"host":"node-1","source":"minerlens","sourcetype":"ocsf:detection_finding",
      "index":"security","event":{...OCSF Detection Finding...}}
 
-Retries, with exponential backoff and jitter (``Retry-After`` honoured), on connection errors,
-timeouts, 429 and 5xx. 401, 403 and 404 (bad token or URL) are not retried and the events are
+Retries, with exponential backoff and jitter (``minerlens_core.retrying``; ``Retry-After`` honoured), on
+connection errors, timeouts, 429 and 5xx. 401, 403 and 404 (bad token or URL) are not retried and the events are
 reported *lost* (kept for later by the caller). Any other 4xx is final: the events are *rejected*. When Splunk names
 the bad event of a batch (``invalid-event-number``) the events before it count as delivered and the
 events after it are sent again. The queue is bounded in events: when full, the oldest waiting event is
@@ -21,12 +21,12 @@ import contextlib
 import gzip
 import json
 import logging
-import random
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from minerlens_core.retrying import Backoff, RetryLater, retry
 
 from minerlens_siem.alert_view import AlertView
 from minerlens_siem.delivery import DeliveryReport
@@ -237,47 +237,70 @@ class HecSender:
             headers["Content-Encoding"] = "gzip"
         return headers
 
-    async def _deliver(self, batch: list[_Item]) -> None:
+    def _backoff(self) -> Backoff:
+        # jitter of up to half the first delay, so that senders restarted together do not retry together
+        cfg = self._cfg
+        return Backoff(initial_s=cfg.backoff_initial_s, max_s=cfg.backoff_max_s, jitter_s=cfg.backoff_initial_s / 2)
+
+    async def _post(self, content: bytes) -> httpx.Response:
+        """One request; a connection error, timeout, 429 or 5xx raises ``RetryLater``."""
         assert self._client is not None
+        self.requests += 1
+        try:
+            response = await self._client.post(self._cfg.endpoint, content=content, headers=self._headers())
+        except httpx.TransportError as exc:
+            self._metrics.hec_requests.labels(status="error").inc()
+            msg = f"HEC unreachable: {type(exc).__name__}: {exc}"
+            raise RetryLater(msg) from exc
+        code = response.status_code
+        self._metrics.hec_requests.labels(status=str(code)).inc()
+        if code == 429 or code >= 500:
+            msg = f"HEC answered HTTP {code}: {response.text[:300]}"
+            raise RetryLater(msg, retry_after_s=_retry_after(response))
+        return response
+
+    async def _send(self, batch: list[_Item]) -> httpx.Response | None:
+        """POST the batch, retried; None when the retries ran out (the batch is then given up)."""
+        body = b"".join(item.payload for item in batch)
+        content = gzip.compress(body) if self._cfg.gzip else body
+        retries = 0
+
+        def retried(_exc: BaseException, _delay: float) -> None:
+            nonlocal retries
+            retries += 1
+            self._metrics.hec_retries.inc()
+
+        try:
+            return await retry(
+                lambda: self._post(content),
+                retry_on=(RetryLater,),
+                backoff=self._backoff(),
+                max_retries=self._cfg.max_retries,
+                describe=f"HEC delivery of {len(batch)} events",
+                log=log,
+                on_retry=retried,
+                level=logging.INFO,
+            )
+        except RetryLater as exc:
+            log.warning("giving up on %d HEC events after %d retries: %s", len(batch), retries, exc)
+            self._give_up(batch, f"{exc} (gave up after {retries} retries)")
+            return None
+
+    async def _deliver(self, batch: list[_Item]) -> None:
         while batch:
-            body = b"".join(item.payload for item in batch)
-            content = gzip.compress(body) if self._cfg.gzip else body
-            delay = self._cfg.backoff_initial_s
-            attempt = 0
-            while True:
-                retry_after: float | None = None
-                self.requests += 1
-                try:
-                    response = await self._client.post(self._cfg.endpoint, content=content, headers=self._headers())
-                except httpx.TransportError as exc:
-                    self._metrics.hec_requests.labels(status="error").inc()
-                    reason = f"HEC unreachable: {type(exc).__name__}: {exc}"
-                else:
-                    code = response.status_code
-                    self._metrics.hec_requests.labels(status=str(code)).inc()
-                    if 200 <= code < 300:
-                        self._report.delivered += len(batch)
-                        return
-                    reason = f"HEC answered HTTP {code}: {response.text[:300]}"
-                    if code in CONFIGURATION_ERRORS:
-                        log.error("%s: check the HEC URL and token; %d events not delivered", reason, len(batch))
-                        self._give_up(batch, reason)
-                        return
-                    if code != 429 and code < 500:
-                        batch = self._reject(batch, response, reason)
-                        break
-                    retry_after = _retry_after(response)
-                if attempt >= self._cfg.max_retries:
-                    log.warning("giving up on %d HEC events after %d retries: %s", len(batch), attempt, reason)
-                    self._give_up(batch, f"{reason} (gave up after {attempt} retries)")
-                    return
-                attempt += 1
-                self._metrics.hec_retries.inc()
-                jittered = delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
-                pause = min(retry_after if retry_after is not None else jittered, self._cfg.backoff_max_s)
-                log.info("%s; retry %d/%d in %.2fs", reason, attempt, self._cfg.max_retries, pause)
-                await asyncio.sleep(pause)
-                delay = min(delay * 2, self._cfg.backoff_max_s)
+            response = await self._send(batch)
+            if response is None:
+                return
+            code = response.status_code
+            if 200 <= code < 300:
+                self._report.delivered += len(batch)
+                return
+            reason = f"HEC answered HTTP {code}: {response.text[:300]}"
+            if code in CONFIGURATION_ERRORS:
+                log.error("%s: check the HEC URL and token; %d events not delivered", reason, len(batch))
+                self._give_up(batch, reason)
+                return
+            batch = self._reject(batch, response, reason)
 
     def _reject(self, batch: list[_Item], response: httpx.Response, reason: str) -> list[_Item]:
         """Handle a final 4xx; returns the events still to send (those after the one Splunk named)."""

@@ -16,9 +16,9 @@ reasons and the explanation link are annotations (a label that changed on Update
 Create/Update send no ``endsAt`` (firing); Close sends ``endsAt`` (resolved).
 
 Delivery: connection errors, timeouts, 429 and 5xx are retried with exponential backoff
-(``webhook_max_retries``); then the alerts are reported *lost* (not committed; read again later). 401, 403
-and 404 (a wrong URL or token) are *lost* at once; any other 4xx *rejects* the alerts (dead-lettered with
-the receiver's answer).
+(``minerlens_core.retrying``, ``webhook_max_retries``); then the alerts are reported *lost* (not committed;
+read again later). 401, 403 and 404 (a wrong URL or token) are *lost* at once; any other 4xx *rejects* the
+alerts (dead-lettered with the receiver's answer).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from minerlens_core.retrying import Backoff, RetryLater, retry
 
 from minerlens_siem.alert_view import AlertView
 from minerlens_siem.decode import Alert
@@ -74,7 +75,8 @@ def falco_payload(view: AlertView) -> dict[str, Any]:
     text = (
         f"{_rfc3339(view.time_ms)}: {priority} Cryptominer suspected in pod {where}{state}"
         f"{' process=' + proc_text if proc_text else ''}{score}"
-        f" container={view.container_id or '?'} node={view.node or '?'}"
+        f" container={view.container_id or '?'}{' image=' + view.image.reference if view.image else ''}"
+        f" node={view.node or '?'}"
         f"{' reasons=' + view.reasons_summary(3) if view.reasons else ''}"
     )
     fields: dict[str, Any] = {
@@ -82,6 +84,10 @@ def falco_payload(view: AlertView) -> dict[str, Any]:
         "k8s.pod.name": view.pod,
         "k8s.pod.uid": view.pod_uid,
         "container.id": view.container_id,
+        "container.image": view.image.reference if view.image else None,
+        "container.image.repository": view.image.name if view.image else None,
+        "container.image.tag": view.image.tag if view.image else None,
+        "container.image.digest": view.image.digest if view.image else None,
         "proc.name": comm or None,
         "proc.pid": view.process.pid if view.process else None,
         "proc.exepath": (view.process.exe or None) if view.process else None,
@@ -127,6 +133,7 @@ def alertmanager_alert(view: AlertView) -> dict[str, Any]:
         "score": None if view.score is None else f"{view.score:.4f}",
         "threshold": None if view.threshold is None else f"{view.threshold:.4f}",
         "process": proc_text,
+        "image": view.image.reference if view.image else None,
         "reasons": view.reasons_summary(),
         "model": f"{view.model_name} {view.model_version}",
         "explain_url": view.explain_url or view.explain_path,
@@ -176,28 +183,42 @@ class _Webhook:
     def _bodies(self, pending: list[tuple[Any, object]]) -> list[tuple[str, bytes, list[object]]]:
         raise NotImplementedError
 
+    async def _post_once(self, url: str, body: bytes) -> httpx.Response:
+        """One request; a connection error, timeout, 429 or 5xx raises ``RetryLater``."""
+        assert self._client is not None, "start() first"
+        try:
+            r = await self._client.post(url, content=body)
+        except httpx.HTTPError as exc:
+            msg = f"{self.name} {url}: {exc!r}"
+            raise RetryLater(msg) from exc
+        if r.status_code == 429 or r.status_code >= 500:
+            raise RetryLater(self._why(url, r))
+        return r
+
+    def _why(self, url: str, r: httpx.Response) -> str:
+        return f"{self.name} {url}: HTTP {r.status_code} {r.text[:200]!r}"
+
     async def _post(self, url: str, body: bytes) -> tuple[str, str]:
         """("delivered" | "rejected" | "lost", why)."""
-        assert self._client is not None, "start() first"
-        delay = self.config.backoff_initial_s
-        why = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.backoff_max_s)
-            try:
-                r = await self._client.post(url, content=body)
-            except httpx.HTTPError as exc:
-                why = f"{self.name} {url}: {exc!r}"
-                continue
-            if r.status_code < 300:
-                return "delivered", ""
-            why = f"{self.name} {url}: HTTP {r.status_code} {r.text[:200]!r}"
-            if r.status_code in CONFIGURATION_ERRORS:
-                return "lost", why
-            if r.status_code != 429 and r.status_code < 500:
-                return "rejected", why
-        return "lost", why
+        cfg = self.config
+        try:
+            r = await retry(
+                lambda: self._post_once(url, body),
+                retry_on=(RetryLater,),
+                backoff=Backoff(initial_s=cfg.backoff_initial_s, max_s=cfg.backoff_max_s),
+                max_retries=cfg.max_retries,
+                describe=f"{self.name} POST",
+                log=log,
+                level=logging.INFO,
+            )
+        except RetryLater as exc:
+            return "lost", str(exc)
+        if r.status_code < 300:
+            return "delivered", ""
+        why = self._why(url, r)
+        if r.status_code in CONFIGURATION_ERRORS:
+            return "lost", why
+        return "rejected", why
 
     async def flush(self) -> DeliveryReport:
         pending, self._pending = self._pending, []

@@ -1,6 +1,6 @@
 /* RandomX (Monero's rx/0) through the reference library (librandomx, the same v1.1.10 the PyPI `randomx`
  * wheel wraps). Light mode hashes from the 256 MiB cache; fast mode (--randomx-mode fast, XMRig's default)
- * first builds the 2080 MiB dataset with one init thread per worker. Re-keyed when the job's seed changes. */
+ * first builds the 2080 MiB dataset with one init thread per online CPU (XMRig's "init": -1). Re-keyed when the job's seed changes. */
 #include <stdlib.h>
 
 #include "miner.h"
@@ -30,6 +30,7 @@ const struct ml_pow ml_pow_randomx = {
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "counters.h"
 
@@ -69,7 +70,10 @@ static int rx_init(const struct ml_config *cfg)
 {
     flags = randomx_get_flags();
     fast = cfg->rx_fast;
-    init_threads = cfg->threads;
+    /* XMRig's "init": -1: the dataset is built by one thread per online CPU, whatever the hashing threads */
+    init_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (init_threads < cfg->threads)
+        init_threads = cfg->threads;
     const char *pages = "none";
     ml_count(3); /* the library's mmap of the cache and its JIT buffer */
     if (cfg->huge_pages && (cache = randomx_alloc_cache(flags | RANDOMX_FLAG_LARGE_PAGES)) != NULL)

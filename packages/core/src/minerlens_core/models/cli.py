@@ -18,6 +18,7 @@ import typer
 
 from minerlens_core.errors import ArtifactError, MinerlensError
 from minerlens_core.models.signing import Trust
+from minerlens_core.terminal import JsonOpt, print_rows
 
 model_app = typer.Typer(help="Model artifacts: seal, sign and verify them (Ed25519 keys).", no_args_is_help=True)
 
@@ -64,23 +65,34 @@ def verify_cmd(
         typer.Option(help="require a signature by this Ed25519 public key (default: $MINERLENS_MODEL_PUBKEY)"),
     ] = None,
     onnx: Annotated[bool, typer.Option(help="also load model.onnx in ONNX Runtime and score a probe row")] = True,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Verify artifacts exactly as the scorer and explainer do; exit status 2 if any is refused."""
+    """Verify artifacts exactly as the scorer and explainer do; exit status 2 if any is refused.
+
+    With --json: one JSON object per artifact on stdout (``status`` ok or refused, ``error`` says why)."""
     from minerlens_core.models.manifest import VerifiedManifest
 
     trust = Trust.from_file(pubkey) if pubkey is not None else Trust.from_env()
     refused = 0
+    rows: list[list[object]] = []
     for d in directories:
         try:
             v = VerifiedManifest(d, trust=trust)
             loaded = _load_onnx(d, trust) if onnx else "ONNX load not checked"
         except ArtifactError as exc:
             refused += 1
-            typer.echo(f"refused: {exc}", err=True)
+            rows.append([str(d), "refused", None, None, None, None, None, str(exc)])
+            if not as_json:
+                typer.echo(f"refused: {exc}", err=True)
             continue
-        signature = f"signed by key {v.signed_by}" if v.signed_by else "signature not checked (no public key)"
         m = v.manifest
-        typer.echo(f"ok {d}: {m.model_name} {m.version}, manifest sha256 {v.sha256}, {signature}, {loaded}")
+        rows.append([str(d), "ok", m.model_name, m.version, v.sha256, v.signed_by or None, loaded, None])
+        if not as_json:
+            signature = f"signed by key {v.signed_by}" if v.signed_by else "signature not checked (no public key)"
+            typer.echo(f"ok {d}: {m.model_name} {m.version}, manifest sha256 {v.sha256}, {signature}, {loaded}")
+    if as_json:
+        columns = ["artifact", "status", "model", "version", "manifest sha256", "signed by", "onnx", "error"]
+        print_rows(columns, rows, as_json=True)
     if refused:
         msg = f"{refused} of {len(directories)} artifacts refused"
         raise MinerlensError(msg)

@@ -1,6 +1,6 @@
 """The versioned message contract shared by every minerlens service."""
 
-from minerlens_core.schemas.envelope import SCHEMA_VERSION, Envelope, PodRef
+from minerlens_core.schemas.envelope import SCHEMA_VERSION, ContainerImage, Envelope, PodRef
 from minerlens_core.schemas.events import (
     DropReport,
     SyscallBatch,
@@ -18,6 +18,7 @@ from minerlens_core.schemas.resources import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ContainerImage",
     "DropReport",
     "Envelope",
     "FdCounts",

@@ -32,6 +32,9 @@ type                        accepts
                             alphanumeric, at most 253 (upper case allowed: host names outside Kubernetes)
 ``ContainerIdOrEmpty``      ``""`` or ``[A-Za-z0-9][A-Za-z0-9_.:-]*``, at most 128 (runtime prefix
                             ``containerd://`` stripped by the producer)
+``ImageName``               a container image's repository, ``[registry[:port]/]path``, at most 512
+``ImageTagOrEmpty``         ``""`` or an image tag, ``[A-Za-z0-9_][A-Za-z0-9_.-]*``, at most 128
+``ImageDigestOrEmpty``      ``""`` or ``algorithm:hex`` (at least 32 hex digits), at most 160
 ``BoundedJson``             any JSON value nested at most ``MAX_JSON_DEPTH`` deep, with int64 integers,
                             ``SafeText``-like strings of at most ``MAX_JSON_STRING`` characters and at
                             most ``MAX_JSON_ITEMS`` items per list or object: open extension fields
@@ -124,6 +127,11 @@ K8sNameOrEmpty = Annotated[str, Field(max_length=253, pattern=rf"^(?:{_SUBDOMAIN
 NodeName = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^{_HOST}$")]
 ClusterName = NodeName
 ContainerIdOrEmpty = Annotated[str, Field(max_length=128, pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:-]*)?$")]
+ImageName = Annotated[str, Field(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+ImageTagOrEmpty = Annotated[str, Field(max_length=128, pattern=r"^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")]
+ImageDigestOrEmpty = Annotated[
+    str, Field(max_length=160, pattern=r"^(?:[A-Za-z][A-Za-z0-9]*(?:[+._-][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+]
 
 _LABEL_KEY = re.compile(rf"(?:(?P<prefix>{_SUBDOMAIN})/)?{_NAME_PART}")
 _LABEL_VALUE = re.compile(rf"(?:{_NAME_PART})?")

@@ -33,6 +33,21 @@ class ProcessDetails(_Details):
     cpu_cores: float | None = None
 
 
+class ImageDetails(_Details):
+    """The container image of the alert's evidence window (``Envelope.container_image``), when known."""
+
+    name: Text
+    tag: Id = ""
+    digest: Id = ""
+
+    @property
+    def reference(self) -> str:
+        """``name:tag`` (``name@digest`` without a tag): how people write an image."""
+        if self.tag:
+            return f"{self.name}:{self.tag}"
+        return f"{self.name}@{self.digest}" if self.digest else self.name
+
+
 class ModelDetails(_Details):
     name: Id
     version: Id
@@ -100,6 +115,8 @@ class MinerlensDetails(_Details):
     pod: Id | None = None
     labels: dict[str, Text] = Field(default_factory=dict, max_length=MAX_ITEMS)
     container_id: Id | None = None
+    image: ImageDetails | None = None
+    """the image of ``container_id`` (absent when the collector did not know it)"""
     node: Id | None = None
     cluster: Id | None = None
     window_ids: list[Id] = Field(default_factory=list, max_length=MAX_ITEMS)

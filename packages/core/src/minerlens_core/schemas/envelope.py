@@ -8,14 +8,17 @@ cgroup (its uid) is known.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from minerlens_core.schemas.bounds import (
     BoundedTime,
     ClusterName,
     ContainerIdOrEmpty,
+    ImageDigestOrEmpty,
+    ImageName,
+    ImageTagOrEmpty,
     K8sLabels,
     K8sNameOrEmpty,
     K8sNamespaceOrEmpty,
@@ -50,6 +53,59 @@ class PodRef(BaseModel):
         return f"pod:{self.uid}"
 
 
+class ContainerImage(BaseModel):
+    """The image a container runs, as the Kubernetes API reports it (``status.containerStatuses[]``): ``name`` the
+    repository (``docker.io/library/nginx``), ``tag`` (``1.25``; empty when the image was named by digest only) and
+    ``digest`` (``sha256:...`` of ``imageID``: the repository digest, or the local image id; empty when unknown).
+    Nothing is added that the API did not say: no default registry, no implicit ``latest``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: ImageName
+    tag: ImageTagOrEmpty = ""
+    digest: ImageDigestOrEmpty = ""
+
+    @property
+    def reference(self) -> str:
+        """``name:tag`` (``name@digest`` without a tag, ``name`` without either): how people write an image."""
+        if self.tag:
+            return f"{self.name}:{self.tag}"
+        return f"{self.name}@{self.digest}" if self.digest else self.name
+
+    @classmethod
+    def parse(cls, image: str, image_id: str = "") -> ContainerImage | None:
+        """From an image reference (``[registry/]path[:tag][@digest]``) and optionally the runtime's image id
+        (``[repo@]sha256:...``); None when ``image`` names no repository (empty, or only an id) or does not
+        fit the contract (it is left out, never guessed)."""
+        name, tag, digest = _split_reference(image)
+        if not digest:
+            _, _, digest = _split_reference(image_id)
+            if not digest and ":" in image_id and "/" not in image_id:
+                digest = image_id.strip()  # a bare local image id: sha256:<hex>
+        if not name:
+            return None
+        try:
+            return cls(name=name, tag=tag, digest=digest)
+        except ValidationError:
+            try:  # a malformed digest must not hide a well-formed name
+                return cls(name=name, tag=tag)
+            except ValidationError:
+                return None
+
+
+def _split_reference(ref: str) -> tuple[str, str, str]:
+    """(name, tag, digest) of ``[scheme://][registry[:port]/]path[:tag][@digest]``; name "" for a bare id."""
+    ref = ref.strip().rpartition("://")[2]  # docker-pullable://, docker://
+    name, _, digest = ref.partition("@")
+    tag = ""
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):  # a colon in the last path component is a tag (not a registry's port)
+        name, tag = name[:colon], name[colon + 1 :]
+    if "/" not in name and name in ("sha256", "sha512") and not digest:  # "sha256:<hex>": an id, not a name
+        return "", "", f"{name}:{tag}"
+    return name, tag, digest
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -64,7 +120,17 @@ class Envelope(BaseModel):
     node: NodeName
     pod: PodRef | None = None
     container_id: ContainerIdOrEmpty = ""
+    container_image: ContainerImage | None = None
+    """the container's image when the collector knows it (from the Kubernetes API); absent, not null, when it
+    does not (emulated pods, replays): such messages stay byte-identical to those of before the field"""
     observed_at: BoundedTime = Field(default_factory=utcnow)
+
+    @model_serializer(mode="wrap")
+    def _omit_unknown_image(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if self.container_image is None and isinstance(data, dict):
+            data.pop("container_image", None)
+        return data
 
     @property
     def key(self) -> bytes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from minerlens_core.schemas.bounds import (
     MAX_LABELS,
@@ -112,10 +112,20 @@ class Orchestrator(_Open):
     name: ShortText = "kubernetes"
 
 
+class Image(_Open):
+    """OCSF Image: ``name`` the repository (``docker.io/library/nginx``), ``tag``, ``uid`` the image digest."""
+
+    name: SafeText | None = None
+    tag: ShortText | None = None
+    uid: SafeText | None = None
+
+
 class Container(_Open):
+    """OCSF Container (the finding's ``container``, an extension of Detection Finding minerlens sets)."""
+
     uid: ContainerIdOrEmpty | None = None
     name: ShortText | None = None
-    image: BoundedJsonObject | None = None
+    image: Image | None = None
     pod_uuid: PodUid | None = None
     orchestrator: Orchestrator | None = None
 
@@ -203,6 +213,16 @@ class DetectionFinding(_Open):
     @property
     def pod(self) -> Resource | None:
         return next((r for r in self.resources if r.type == "Kubernetes Pod"), None)
+
+    def container_object(self) -> Container | None:
+        """The ``container`` extension (OCSF Container: uid, image, pod_uuid) when present and well-formed."""
+        raw = (self.model_extra or {}).get("container")
+        if not isinstance(raw, dict):
+            return None
+        try:
+            return Container.model_validate(raw)
+        except ValidationError:
+            return None
 
 
 def decode_finding(data: bytes | str) -> DetectionFinding:

@@ -20,11 +20,10 @@ from minerlens_core.traces.importers.base import (
     Entry,
     ImportOptions,
     LineError,
-    LineImporter,
     LineParser,
-    ParserBase,
     parse_int,
 )
+from minerlens_core.traces.importers.lines import LineImporter, ParserBase
 
 
 class _NamesParser(ParserBase):

@@ -32,12 +32,11 @@ from minerlens_core.traces.importers.base import (
     Entry,
     ImportOptions,
     LineError,
-    LineImporter,
     LineParser,
-    ParserBase,
-    decimal_ns,
     parse_int,
 )
+from minerlens_core.traces.importers.lines import LineImporter, ParserBase
+from minerlens_core.traces.importers.timestamps import decimal_ns
 
 _LINE = re.compile(
     r"""\s*(?:(?P<comm>.*?)\s+)?

@@ -24,8 +24,8 @@ from minerlens_core.traces.importers.base import (
     ImportResult,
     Malformed,
     OverlongLine,
-    time_facts,
 )
+from minerlens_core.traces.importers.lines import time_facts
 from minerlens_core.traces.importers.names import NamesImporter
 from minerlens_core.traces.importers.perf import PerfImporter
 from minerlens_core.traces.importers.strace import StraceImporter

@@ -50,13 +50,11 @@ from minerlens_core.traces.importers.base import (
     Entry,
     ImportOptions,
     LineError,
-    LineImporter,
     LineParser,
-    ParserBase,
-    TimeOfDay,
-    decimal_ns,
     parse_int,
 )
+from minerlens_core.traces.importers.lines import LineImporter, ParserBase
+from minerlens_core.traces.importers.timestamps import TimeOfDay, decimal_ns
 
 MAIN = -1
 """Placeholder tid of the first traced task while its pid is unknown (stderr output)."""

@@ -48,12 +48,11 @@ from minerlens_core.traces.importers.base import (
     Entry,
     ImportOptions,
     LineError,
-    LineImporter,
     LineParser,
-    ParserBase,
-    decimal_ns,
     parse_int,
 )
+from minerlens_core.traces.importers.lines import LineImporter, ParserBase
+from minerlens_core.traces.importers.timestamps import decimal_ns
 
 NON_SYSCALL_EVENTS = frozenset(
     {

@@ -47,11 +47,10 @@ from minerlens_core.traces.importers.base import (
     Entry,
     ImportOptions,
     LineError,
-    LineImporter,
     LineParser,
-    ParserBase,
     strip_runtime,
 )
+from minerlens_core.traces.importers.lines import LineImporter, ParserBase
 
 _ABI = {Arch.X86_64: "x64", Arch.ARM64: "arm64"}
 _INT_ARGS = ("long_arg", "size_arg", "int_arg", "uint_arg")
