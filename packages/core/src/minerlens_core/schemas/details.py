@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from minerlens_core.schemas.envelope import image_reference
 from minerlens_core.schemas.ocsf import DetectionFinding
 
 Text = Annotated[str, Field(max_length=4096)]
@@ -42,10 +43,8 @@ class ImageDetails(_Details):
 
     @property
     def reference(self) -> str:
-        """``name:tag`` (``name@digest`` without a tag): how people write an image."""
-        if self.tag:
-            return f"{self.name}:{self.tag}"
-        return f"{self.name}@{self.digest}" if self.digest else self.name
+        """How people write the image (``envelope.image_reference``)."""
+        return image_reference(self.name, self.tag, self.digest)
 
 
 class ModelDetails(_Details):

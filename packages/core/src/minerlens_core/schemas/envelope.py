@@ -67,10 +67,8 @@ class ContainerImage(BaseModel):
 
     @property
     def reference(self) -> str:
-        """``name:tag`` (``name@digest`` without a tag, ``name`` without either): how people write an image."""
-        if self.tag:
-            return f"{self.name}:{self.tag}"
-        return f"{self.name}@{self.digest}" if self.digest else self.name
+        """How people write the image (``image_reference``)."""
+        return image_reference(self.name, self.tag, self.digest)
 
     @classmethod
     def parse(cls, image: str, image_id: str = "") -> ContainerImage | None:
@@ -91,6 +89,13 @@ class ContainerImage(BaseModel):
                 return cls(name=name, tag=tag)
             except ValidationError:
                 return None
+
+
+def image_reference(name: str, tag: str, digest: str) -> str:
+    """``name:tag`` (``name@digest`` without a tag, ``name`` without either): how people write an image."""
+    if tag:
+        return f"{name}:{tag}"
+    return f"{name}@{digest}" if digest else name
 
 
 def _split_reference(ref: str) -> tuple[str, str, str]:
