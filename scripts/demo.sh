@@ -11,6 +11,8 @@
 #   DEMO_SECONDS=60 bash scripts/demo.sh
 #   DEMO_XMRIG=1 bash scripts/demo.sh    # opt-in: the real XMRig 6.16.0 (--cpu-no-yield) as the miner pod,
 #                                        # in a network namespace with nothing but loopback (never by default)
+#   DEMO_HOLD=1 bash scripts/demo.sh     # keep the services up afterwards for the operator console
+#                                        # (http://127.0.0.1:18080/console/, token in .local/demo/console-token)
 set -euo pipefail
 ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 cd "${ROOT}"
@@ -49,7 +51,9 @@ done
 rm -rf "${OUT}" && mkdir -p "${OUT}"
 # a fresh read token for this run (the explainer refuses to start without one)
 TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
-printf 'read:%s\n' "${TOKEN}" > "${OUT}/tokens" && chmod 600 "${OUT}/tokens"
+ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')  # the console's actions: feedback, suppressions
+printf 'read:%s\nadmin:%s\n' "${TOKEN}" "${ADMIN_TOKEN}" > "${OUT}/tokens" && chmod 600 "${OUT}/tokens"
+printf '%s\n' "${ADMIN_TOKEN}" > "${OUT}/console-token" && chmod 600 "${OUT}/console-token"
 
 export MINERLENS_KAFKA_BOOTSTRAP=${MINERLENS_KAFKA_BOOTSTRAP:-127.0.0.1:19092}
 
@@ -66,6 +70,7 @@ MINERLENS_EXPLAINER_MODELS="${MODEL_DIR},${ROOT}/models/lstm-ae" MINERLENS_EXPLA
     MINERLENS_EXPLAINER_REDIS_URL=redis://127.0.0.1:16379/0 "${ML}" explainer run > "${OUT}/explainer.log" 2>&1 &
 pids+=($!)
 sleep 8
+echo "== operator console: http://127.0.0.1:${EXPLAINER_PORT}/console/  (sign in with the token in ${OUT}/console-token)"
 
 echo "== pods (real programs from the lab catalog, ${SECONDS_TOTAL}s each; the pool asks for a share every 30 s):"
 echo "   crypto/ci-runner-7  ${MINER_TEXT}"
@@ -87,3 +92,7 @@ curl -sf -H "Authorization: Bearer ${TOKEN}" \
     | .venv/bin/python -c 'import json,sys,textwrap; e=json.load(sys.stdin)["explanation"]; print(textwrap.fill(e["summary"], 110)); [print(" -", c["text"] or c["feature"], "(%s, %+.3f)" % (c["direction"], c["contribution"])) for c in e["contributions"][:6]]' \
     || echo "   (no explanation: see ${OUT}/explainer.log)"
 echo "== logs and the per-pod summary: ${OUT}/"
+if [[ ${DEMO_HOLD:-0} == 1 ]]; then
+    echo "== DEMO_HOLD=1: the services stay up for the console (http://127.0.0.1:${EXPLAINER_PORT}/console/); Ctrl-C ends them"
+    while sleep 3600; do :; done
+fi

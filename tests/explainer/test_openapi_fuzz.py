@@ -52,10 +52,11 @@ async def _seed(s: ExplainerSettings, windows: list[FeatureWindow]) -> None:
 @pytest.fixture(scope="module")
 def live_url(artifacts: Artifacts, tokens: Tokens, miner_windows: list[FeatureWindow]) -> Iterator[str]:
     url = require_redis()
-    prefix = f"test:explainer:{uuid.uuid4().hex[:10]}:"
+    tag = uuid.uuid4().hex[:10]
+    prefix = f"test:explainer:{tag}:"
     s = ExplainerSettings(
         tokens_file=tokens.path, models=[artifacts.v1], redis_url=url, key_prefix=prefix, ingest=False,
-        redis_timeout_s=5.0,
+        redis_timeout_s=5.0, audit_topic=f"test.audit.{tag}", suppressions_topic=f"test.suppressions.{tag}",
         method_params={"lime": {"num_samples": 300}},
     )  # fmt: skip
     asyncio.run(_seed(s, miner_windows[:4]))

@@ -165,9 +165,25 @@ def test_hugepages_of_a_killed_run_are_restored_by_the_next(tmp_path: Path, huge
     HugePagesGuard(journal).start()  # the run is "killed" here: no restore
     GLOBAL.write_text(f"{hugepages_back + 2}\n")
     doc = json.loads(journal.read_text())
-    doc["pid"] = 999_999_999  # its process is gone
+    doc["holders"][0]["pid"] = 999_999_999  # its process is gone
     journal.write_text(json.dumps(doc))
     assert restore_pending(journal)
+    assert nr_hugepages() == hugepages_back
+    assert not journal.exists()
+
+
+def test_overlapping_runs_restore_the_counts_from_before_the_first(tmp_path: Path, hugepages_back: int) -> None:
+    """Two runs at once (a bench beside the lab tests): the first to finish must not put back the counts
+    it saw while the other held pages, nor the second the counts the first had raised."""
+    journal = tmp_path / "journal.json"
+    first, second = HugePagesGuard(journal), HugePagesGuard(journal)
+    first.start()
+    GLOBAL.write_text(f"{hugepages_back + 2}\n")  # the first XMRig takes pages
+    assert second.start().total == hugepages_back  # the baseline, not the raised count
+    first.restore()
+    assert nr_hugepages() == hugepages_back + 2  # the second run still holds them
+    assert journal.exists()
+    second.restore()
     assert nr_hugepages() == hugepages_back
     assert not journal.exists()
 

@@ -72,6 +72,7 @@ def _settings(models_dir: Path, suffix: str, group: str) -> ScorerSettings:
         windows_topic=f"test.windows.{suffix}",
         verdicts_topic=f"test.verdicts.{suffix}",
         alerts_topic=f"test.alerts.{suffix}",
+        suppressions_topic=f"test.suppressions.{suffix}",  # never the shared broker's real rules
         group_id=f"test-scorer-{group}",
         http_port=0,
         reload_interval_s=0.5,

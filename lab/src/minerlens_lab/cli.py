@@ -187,14 +187,19 @@ def _summary(runs: list[RunRecord], *, as_json: bool = False) -> None:
     print_rows(SUMMARY_COLUMNS, rows, as_json=as_json)
 
 
-@lab_app.command("verify")
-def verify_cmd(directory: Annotated[Path, typer.Argument(help="dataset directory written by 'lab run'")]) -> None:
-    """Check that a dataset's manifest matches its trace files (sha256, row counts, labels)."""
+def _verified(directory: Path) -> None:
+    """Print the problems ``verify`` finds in a dataset and exit 1 if there are any."""
     problems = verify(directory)
     for p in problems:
         console.print(f"[red]{p}[/]")
     if problems:
         raise typer.Exit(1)
+
+
+@lab_app.command("verify")
+def verify_cmd(directory: Annotated[Path, typer.Argument(help="dataset directory written by 'lab run'")]) -> None:
+    """Check that a dataset's manifest matches its trace files (sha256, row counts, labels)."""
+    _verified(directory)
     console.print(f"[green]ok[/]: {directory} matches its manifest")
 
 
@@ -206,11 +211,7 @@ def sample_cmd(
 ) -> None:
     """Cut a small sample (a middle slice of every run) out of a dataset, with its own manifest."""
     n = make_sample(source, out, max_syscalls)
-    problems = verify(out)
-    for p in problems:
-        console.print(f"[red]{p}[/]")
-    if problems:
-        raise typer.Exit(1)
+    _verified(out)
     console.print(f"[green]ok[/]: {n} traces sampled into {out}")
 
 

@@ -51,6 +51,9 @@ ContextDropout = Annotated[
 ]
 
 
+CalibrationOpt = Annotated[str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")]
+
+
 def _spec(window_seconds: float | None, window_count: int | None = None, per_process: bool = False) -> FeatureSpec:
     if window_seconds is not None and window_count is not None:
         msg = "give --window-seconds or --window-count, not both"
@@ -203,9 +206,7 @@ def train_cmd(
     per_process: PerProcess = False,
     context_dropout: ContextDropout = False,
     quiet_twins: QuietTwins = False,
-    calibration: Annotated[
-        str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
-    ] = "oof",
+    calibration: CalibrationOpt = "oof",
     gate: Gate = "none",
 ) -> None:
     """Fit a detector on every window of a dataset, set its threshold, write a verified ONNX artifact.
@@ -323,9 +324,7 @@ def evaluate_cmd(
     per_process: PerProcess = False,
     context_dropout: ContextDropout = False,
     quiet_twins: QuietTwins = False,
-    calibration: Annotated[
-        str, typer.Option(help="threshold from: oof (out-of-fold by run) | oof-family | train")
-    ] = "oof",
+    calibration: CalibrationOpt = "oof",
     oof_folds: Annotated[
         int, typer.Option(min=2, help="out-of-fold models per threshold (each split costs 1 + this many fits)")
     ] = 3,

@@ -7,8 +7,8 @@ by the window policy of its own feature spec, not by its name, so a directory wh
 count model still works. ``ModelLibrary.choose`` says what it picked and why.
 
 ``trace_windows`` imports a file once (``import_files``: any importer format, or parquet) and cuts it
-with the chosen model's window policy (the same steps as ``explain.trace_windows.read_windows``, which
-imports and cuts in one call and so cannot look at the trace before the model is chosen).
+with the chosen model's window policy (``explain.trace_windows.cut_windows``, the second step of
+``read_windows``, which imports and cuts in one call and so cannot look at the trace before the model is chosen).
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from minerlens_core.errors import MinerlensError, TraceFormatError
-from minerlens_core.features import FeatureSpec, windows_from_trace
+from minerlens_core.errors import MinerlensError
+from minerlens_core.features import FeatureSpec
 from minerlens_core.models import MANIFEST, VerifiedManifest
 from minerlens_core.models.onnx_model import OnnxModel
 from minerlens_core.syscalls import Arch
 from minerlens_core.traces.importers import ImportResult, import_files
 
-from minerlens_training.explain.trace_windows import TraceWindows, policy_tag
+from minerlens_training.explain.trace_windows import TraceWindows, cut_windows, policy_tag
 
 TIME_MODEL = "default"
 COUNT_MODEL = "count"
@@ -104,12 +104,4 @@ def has_time(result: ImportResult) -> bool:
 
 def trace_windows(path: Path, result: ImportResult, spec: FeatureSpec) -> TraceWindows:
     """The windows of an imported trace under ``spec`` (``TraceFormatError`` when the policy cannot cut it)."""
-    if spec.window.kind == "time" and not result.meta.has_time:
-        msg = f"{path}: the model cuts {spec.window.seconds:g}-second time windows but this trace has no timestamps"
-        raise TraceFormatError(msg)
-    try:
-        windows = list(windows_from_trace(result.table, spec.window))
-    except ValueError as exc:
-        msg = f"{path}: {exc}"
-        raise TraceFormatError(msg) from None
-    return TraceWindows(Path(path), result.meta, spec, windows, len(result.malformed))
+    return cut_windows(path, result, spec)

@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, read_log, repeat_threads, shell_loop
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, read_log, repeat_threads, setting, shell_loop
 from minerlens_lab.workload import RunContext, Workload
 
 SDIST = "lupa"
@@ -135,8 +135,7 @@ class GccAmalgLuajit(Workload):
 
     def command(self, ctx: RunContext) -> list[str]:
         src = luajit_generated(ctx.cache_dir) / "src"
-        level = per_repeat(ctx, ("-O2", "-O1", "-O3"))
-        ctx.facts["optimisation"] = level
+        level = setting(ctx, "optimisation", ("-O2", "-O1", "-O3"))
         obj = ctx.workdir / "ljamalg.o"
         flags = " ".join(AMALG_FLAGS)
         return shell_loop(

@@ -6,7 +6,7 @@ import random
 import shlex
 from pathlib import Path
 
-from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, repeat_threads, shell_loop
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, repeat_threads, setting, shell_loop
 from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
 
 INPUT_MIB = 64
@@ -117,8 +117,7 @@ class GzipCompress(_Compress):
     suffix = ".gz"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        level = per_repeat(ctx, ("-6", "-1", "-9"))
-        ctx.facts["level"] = level
+        level = setting(ctx, "level", ("-6", "-1", "-9"))
         return ["gzip", level, "-c"]
 
 
@@ -130,8 +129,7 @@ class ZstdCompress(_Compress):
     suffix = ".zst"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        level = per_repeat(ctx, ("-12", "-3", "-19"))
-        ctx.facts["level"] = level
+        level = setting(ctx, "level", ("-12", "-3", "-19"))
         return ["zstd", f"-T{repeat_threads(ctx)}", level, "-q", "-c"]
 
 
@@ -148,6 +146,5 @@ class XzExtreme(_Compress):
     imitates = "a single-threaded no-yield miner: one core busy, big memory working set, rare syscalls"
 
     def compressor(self, ctx: RunContext) -> list[str]:
-        level = per_repeat(ctx, ("-9e", "-8e", "-7e"))
-        ctx.facts["level"] = level
+        level = setting(ctx, "level", ("-9e", "-8e", "-7e"))
         return ["xz", "-T1", level, "-c"]

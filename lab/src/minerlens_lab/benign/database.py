@@ -66,6 +66,11 @@ def _server_argv(data: Path, sock: Path, p: int) -> list[str]:
     )
 
 
+def _pgbench(p: int, *args: str) -> list[str]:
+    """``pgbench`` connected to the server on 127.0.0.1:``p`` as ``PG_USER``, with ``args``."""
+    return [str(pg_bindir() / "pgbench"), "-h", "127.0.0.1", "-p", str(p), "-U", PG_USER, *args]
+
+
 def _wait_ready(p: int, stop: threading.Event | None = None, timeout_s: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not (stop is not None and stop.is_set()):
@@ -103,24 +108,7 @@ def _make_template(dest: Path) -> None:
             if not _wait_ready(p):
                 msg = "template postgres did not become ready"
                 raise RuntimeError(msg)
-            subprocess.run(
-                [
-                    str(pg_bindir() / "pgbench"),
-                    "-i",
-                    "-q",
-                    "-s",
-                    str(SCALE),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(p),
-                    "-U",
-                    PG_USER,
-                    "postgres",
-                ],
-                check=True,
-                capture_output=True,
-            )
+            subprocess.run(_pgbench(p, "-i", "-q", "-s", str(SCALE), "postgres"), check=True, capture_output=True)
         finally:
             server.terminate()  # SIGTERM = smart shutdown: a clean checkpoint
             try:
@@ -168,14 +156,8 @@ class PgBench(Workload):
         if not _wait_ready(p, stop, timeout_s=clock.left()):
             return
         run = run_tool(
-            [
-                str(pg_bindir() / "pgbench"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(p),
-                "-U",
-                PG_USER,
+            _pgbench(
+                p,
                 "-c",
                 str(clients),
                 "-j",
@@ -184,7 +166,7 @@ class PgBench(Workload):
                 str(clock.whole_seconds_left()),
                 *self.pgbench_args,
                 "postgres",
-            ],
+            ),
             stop,
         )
         tx = re.search(r"number of transactions actually processed: (\d+)", run.stdout)

@@ -14,6 +14,7 @@ from minerlens_lab.benign.common import (
     python_module,
     read_log,
     repeat_threads,
+    setting,
     whole_seconds,
     with_output,
 )
@@ -67,8 +68,7 @@ class NodeSha256(_HashingJob):
     requires = ("node",)
 
     def command(self, ctx: RunContext) -> list[str]:
-        algo = per_repeat(ctx, ("sha256", "sha256", "sha512"))
-        ctx.facts["algorithm"] = algo
+        algo = setting(ctx, "algorithm", ("sha256", "sha256", "sha512"))
         return ["node", str(node_script("hashloop.js")), str(repeat_threads(ctx)), self.log(ctx), algo]
 
 
@@ -104,8 +104,7 @@ class GoSha256(_HashingJob):
         go_binary(ctx.cache_dir)
 
     def command(self, ctx: RunContext) -> list[str]:
-        goroutines = per_repeat(ctx, (64, 8, 512))
-        ctx.facts["goroutines"] = goroutines
+        goroutines = setting(ctx, "goroutines", (64, 8, 512))
         return [
             "env",
             f"GOMAXPROCS={repeat_threads(ctx)}",
@@ -130,8 +129,7 @@ class _OpensslSpeed(_HashingJob):
     sizes: tuple[int, ...] = (64, 1024, 16384)
 
     def command(self, ctx: RunContext) -> list[str]:
-        algo, size = per_repeat(ctx, self.algorithms), per_repeat(ctx, self.sizes)
-        ctx.facts["algorithm"], ctx.facts["block_bytes"] = algo, size
+        algo, size = setting(ctx, "algorithm", self.algorithms), setting(ctx, "block_bytes", self.sizes)
         argv = ["openssl", "speed", "-seconds", str(max(1, whole_seconds(ctx) - 1)), "-bytes", str(size)]
         threads = repeat_threads(ctx)
         if threads > 1:

@@ -6,7 +6,8 @@ import contextlib
 import threading
 import urllib.request
 
-from minerlens_lab.benign.common import per_repeat, port, read_log, repeat_threads, setting, shell_loop
+from minerlens_lab.benign.common import port, read_log, repeat_threads, setting, shell_loop
+from minerlens_lab.benign.redis_server import redis_server
 from minerlens_lab.benign.resp import redis_command, redis_info
 from minerlens_lab.benign.site import nginx_argv, nginx_config
 from minerlens_lab.drive import Clock, ticks, wait_tcp
@@ -53,19 +54,7 @@ class IdleRedis(_Probed):
 
     def command(self, ctx: RunContext) -> list[str]:
         self.period(ctx)
-        return [
-            "redis-server",
-            "--port",
-            str(port(ctx)),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            str(ctx.workdir),
-            "--logfile",
-            str(ctx.workdir / "redis.log"),
-        ]
+        return redis_server(port(ctx), ctx.workdir, "--save", "", logfile=ctx.workdir / "redis.log")
 
     def probe(self, ctx: RunContext, tick: int) -> None:
         if redis_command(port(ctx), "PING") != "PONG":
@@ -106,8 +95,7 @@ class IdleCron(Workload):
 
     def command(self, ctx: RunContext) -> list[str]:
         wd = ctx.workdir
-        pause = per_repeat(ctx, (2, 5, 1))
-        ctx.facts["sleep_s"] = pause
+        pause = setting(ctx, "sleep_s", (2, 5, 1))
         return shell_loop(
             f"date -u +%FT%TZ >>{wd}/heartbeat.log; df -P {wd} >/dev/null; du -s {wd} >/dev/null;"
             f" find {wd} -name '*.old' -mmin +60 -delete; sleep {pause}"

@@ -14,8 +14,9 @@ import sys
 import threading
 import uuid
 
-from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, port, progress_lines, read_log
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, port, progress_lines, read_log, setting
 from minerlens_lab.benign.outside import start_outside, still_running, stop_outside
+from minerlens_lab.benign.redis_server import NO_PERSISTENCE, redis_server
 from minerlens_lab.benign.resp import redis_command, redis_info
 from minerlens_lab.drive import Clock, ticks
 from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
@@ -34,8 +35,7 @@ class _Keepalive(Workload):
     """seconds between messages, by repeat"""
 
     def period(self, ctx: RunContext) -> float:
-        p = per_repeat(ctx, self.periods)
-        ctx.facts["period_s"] = p
+        p = setting(ctx, "period_s", self.periods)
         return p
 
     def log(self, ctx: RunContext) -> str:
@@ -206,22 +206,7 @@ class RedisReplica(_Keepalive):
         master = ctx.workdir / "master"
         master.mkdir()
         start_outside(
-            ctx,
-            "server",
-            [
-                "redis-server",
-                "--port",
-                str(self.master_port(ctx)),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(master),
-            ],
-            port=self.master_port(ctx),
+            ctx, "server", redis_server(self.master_port(ctx), master, *NO_PERSISTENCE), port=self.master_port(ctx)
         )
         # a data set for the initial full sync: 20k keys of 200 bytes, 1000 per MSET
         for batch in range(20):
@@ -230,24 +215,8 @@ class RedisReplica(_Keepalive):
 
     def command(self, ctx: RunContext) -> list[str]:
         self.period(ctx)
-        return [
-            "redis-server",
-            "--port",
-            str(port(ctx)),
-            "--bind",
-            "127.0.0.1",
-            "--replicaof",
-            "127.0.0.1",
-            str(self.master_port(ctx)),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(ctx.workdir),
-            "--logfile",
-            str(ctx.workdir / "replica.log"),
-        ]
+        replica_of = ("--replicaof", "127.0.0.1", str(self.master_port(ctx)))
+        return redis_server(port(ctx), ctx.workdir, *replica_of, *NO_PERSISTENCE, logfile=ctx.workdir / "replica.log")
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)

@@ -9,6 +9,7 @@ import re
 import threading
 
 from minerlens_lab.benign.common import port, repeat_threads, setting
+from minerlens_lab.benign.redis_server import NO_PERSISTENCE, redis_server
 from minerlens_lab.benign.resp import memcached_stats, redis_info
 from minerlens_lab.drive import Clock, run_tool, wait_tcp
 from minerlens_lab.workload import RunContext, Workload
@@ -25,24 +26,12 @@ class RedisBenchmark(Workload):
     variant = "no-persistence"
     description = "redis-server (no persistence) under redis-benchmark: 50 (10, 200) clients, SET/GET/INCR/LPUSH..."
     requires = ("redis-server", "redis-benchmark")
-    server_args: tuple[str, ...] = ("--save", "", "--appendonly", "no")
+    server_args: tuple[str, ...] = NO_PERSISTENCE
 
     def command(self, ctx: RunContext) -> list[str]:
         setting(ctx, "clients", REDIS_CLIENTS)
-        return [
-            "redis-server",
-            "--port",
-            str(port(ctx)),
-            "--bind",
-            "127.0.0.1",
-            "--protected-mode",
-            "no",
-            "--dir",
-            str(ctx.workdir),
-            "--logfile",
-            str(ctx.workdir / "redis.log"),
-            *self.server_args,
-        ]
+        log = ctx.workdir / "redis.log"
+        return [*redis_server(port(ctx), ctx.workdir, "--protected-mode", "no", logfile=log), *self.server_args]
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
         clock = Clock(ctx.seconds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from minerlens_lab.benign.common import LOOKALIKE_REPEATS, per_repeat, read_log, repeat_threads
+from minerlens_lab.benign.common import LOOKALIKE_REPEATS, read_log, repeat_threads, setting
 from minerlens_lab.workload import RunContext, Workload
 
 
@@ -22,8 +22,7 @@ class FfmpegTranscode(Workload):
     def command(self, ctx: RunContext) -> list[str]:
         out = ctx.workdir / "hls"
         out.mkdir(exist_ok=True)
-        preset = per_repeat(ctx, ("veryfast", "superfast", "medium"))
-        ctx.facts["preset"] = preset
+        preset = setting(ctx, "preset", ("veryfast", "superfast", "medium"))
         return [
             "ffmpeg",
             "-nostdin",

@@ -32,6 +32,7 @@ from minerlens_lab.benign.mlp_train import make_dataset
 from minerlens_lab.benign.native import go_binary
 from minerlens_lab.benign.outside import output_of, start_outside, still_running, stop_outside
 from minerlens_lab.benign.queue_worker import QUEUE, RESULTS, SALT
+from minerlens_lab.benign.redis_server import NO_PERSISTENCE, redis_server
 from minerlens_lab.drive import Clock, wait_tcp
 from minerlens_lab.workload import CI_SUBSET, RunContext, Workload
 
@@ -62,24 +63,7 @@ class _RedisQueueWorker(_Fed):
     def prepare(self, ctx: RunContext) -> None:
         broker = ctx.workdir / "broker"
         broker.mkdir()
-        start_outside(
-            ctx,
-            "broker",
-            [
-                "redis-server",
-                "--port",
-                str(port(ctx)),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(broker),
-            ],
-            port=port(ctx),
-        )
+        start_outside(ctx, "broker", redis_server(port(ctx), broker, *NO_PERSISTENCE), port=port(ctx))
 
     job_size_key: str = ""
     job_sizes: tuple[int, ...] = ()
@@ -89,7 +73,8 @@ class _RedisQueueWorker(_Fed):
         return setting(ctx, self.job_size_key, self.job_sizes)
 
     def job(self, ctx: RunContext, job_id: int, rng: random.Random) -> bytes:
-        raise NotImplementedError
+        """``<id> <job size> <random 64-bit seed, hex>`` (key-stretching jobs)."""
+        return f"{job_id} {self.job_size(ctx)} {rng.getrandbits(64):016x}".encode()
 
     def verifier(self, ctx: RunContext) -> Callable[[bytes, bytes], bool]:
         """``(job, result) -> ok``; called for a sample of the results (it costs the producer CPU)."""
@@ -149,8 +134,26 @@ def _pbkdf2_ok(job: bytes, result: bytes) -> bool:
     return result == job_id + b" " + expect
 
 
-class RedisPbkdf2Worker(_RedisQueueWorker):
+class _PythonQueueWorker(_RedisQueueWorker):
+    """``minerlens_lab.benign.queue_worker`` in the pod, doing jobs of its ``--kind``."""
+
+    kind: str = ""
+
+    def command(self, ctx: RunContext) -> list[str]:
+        self.job_size(ctx)
+        return python_module(
+            "minerlens_lab.benign.queue_worker",
+            f"--port={port(ctx)}",
+            f"--kind={self.kind}",
+            f"--threads={repeat_threads(ctx)}",
+            f"--log={ctx.workdir / 'progress.log'}",
+            threads=1,
+        )
+
+
+class RedisPbkdf2Worker(_PythonQueueWorker):
     name = "redis-queue-pbkdf2-worker"
+    kind = "pbkdf2"
     job_size_key = "iterations_per_job"
     job_sizes = (1_000_000, 250_000, 4_000_000)
     variant = "python-pbkdf2-sha256"
@@ -158,20 +161,6 @@ class RedisPbkdf2Worker(_RedisQueueWorker):
         "a Python worker on one Redis connection: BLPOP key-stretching jobs (PBKDF2-HMAC-SHA256, 1M/0.25M/4M"
         " iterations by repeat), compute on a thread per core, RPUSH results"
     )
-
-    def command(self, ctx: RunContext) -> list[str]:
-        self.job_size(ctx)
-        return python_module(
-            "minerlens_lab.benign.queue_worker",
-            f"--port={port(ctx)}",
-            "--kind=pbkdf2",
-            f"--threads={repeat_threads(ctx)}",
-            f"--log={ctx.workdir / 'progress.log'}",
-            threads=1,
-        )
-
-    def job(self, ctx: RunContext, job_id: int, rng: random.Random) -> bytes:
-        return f"{job_id} {self.job_size(ctx)} {rng.getrandbits(64):016x}".encode()
 
     def verifier(self, ctx: RunContext) -> Callable[[bytes, bytes], bool]:
         return _pbkdf2_ok
@@ -222,8 +211,9 @@ def _lzma_ok(job: bytes, result: bytes) -> bool:
         return False
 
 
-class RedisLzmaWorker(_RedisQueueWorker):
+class RedisLzmaWorker(_PythonQueueWorker):
     name = "redis-queue-lzma-worker"
+    kind = "lzma"
     job_size_key = "lzma_preset"
     job_sizes = (6, 3, 9)
     variant = "python-lzma-payloads"
@@ -231,17 +221,6 @@ class RedisLzmaWorker(_RedisQueueWorker):
         "a Python worker on one Redis connection: BLPOP 1 MiB payloads, LZMA-compress them (preset 6/3/9 by"
         " repeat) on a thread per core, RPUSH the archives (the producer decompresses and compares)"
     )
-
-    def command(self, ctx: RunContext) -> list[str]:
-        self.job_size(ctx)
-        return python_module(
-            "minerlens_lab.benign.queue_worker",
-            f"--port={port(ctx)}",
-            "--kind=lzma",
-            f"--threads={repeat_threads(ctx)}",
-            f"--log={ctx.workdir / 'progress.log'}",
-            threads=1,
-        )
 
     def job(self, ctx: RunContext, job_id: int, rng: random.Random) -> bytes:
         return f"{job_id} {self.job_size(ctx)} ".encode() + _payload(rng, 1 << 20)
@@ -293,9 +272,6 @@ class GoQueueWorker(_RedisQueueWorker):
             "-log",
             str(ctx.workdir / "progress.log"),
         ]
-
-    def job(self, ctx: RunContext, job_id: int, rng: random.Random) -> bytes:
-        return f"{job_id} {self.job_size(ctx)} {rng.getrandbits(64):016x}".encode()
 
     def verifier(self, ctx: RunContext) -> Callable[[bytes, bytes], bool]:
         return _stretch_ok

@@ -18,6 +18,7 @@ from minerlens_lab.benign.common import (
     port,
     progress_lines,
     repeat_threads,
+    setting,
 )
 from minerlens_lab.benign.native import c_binary, go_binary, java_classpath
 from minerlens_lab.drive import Clock, ticks
@@ -47,8 +48,7 @@ class JvmYieldWorkers(_Yielding):
         java_classpath(ctx.cache_dir)
 
     def command(self, ctx: RunContext) -> list[str]:
-        rounds = per_repeat(ctx, (512, 128, 2048))
-        ctx.facts["rounds_per_task"] = rounds
+        rounds = setting(ctx, "rounds_per_task", (512, 128, 2048))
         return [
             "java",
             "-Xmx128m",
@@ -111,8 +111,7 @@ class BusyPollUdp(_Yielding):
         c_binary(ctx.cache_dir, "busypoll")
 
     def command(self, ctx: RunContext) -> list[str]:
-        spin = per_repeat(ctx, (50, 200, 100))
-        ctx.facts["spin_us"] = spin
+        spin = setting(ctx, "spin_us", (50, 200, 100))
         return [
             str(c_binary(ctx.cache_dir, "busypoll")),
             str(port(ctx)),

@@ -101,9 +101,10 @@ def build_miner(cache_dir: Path) -> Path:
 
 def build_program(cache_dir: Path, name: str, sources: list[Path], libs: tuple[str, ...] = ()) -> Path:
     """A helper program (e.g. the XMRig noise companion) compiled into ``cache_dir/miners/<name>-<digest>/<name>``,
-    so that it runs under its own name (``/proc/<pid>/comm``)."""
+    so that it runs under its own name (``/proc/<pid>/comm``). It may include the miner's headers (``-I`` on
+    their directory, e.g. ``noise_pacing.h``)."""
     cc = compiler()
-    flags = list(CFLAGS)
+    flags = [*CFLAGS, f"-I{SRC}"]
     out = cache_dir / "miners" / f"{name}-{_digest(sources, [*flags, *libs], cc)}" / name
     if out.exists():
         return out

@@ -12,18 +12,16 @@ the pool for the run's shares and reads the miner's log (hash rate, huge pages).
 from __future__ import annotations
 
 import re
-import shlex
-import shutil
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from minerlens_lab.miners.build import build_miner, randomx_available
+from minerlens_lab.miners.disguise import disguised_copy
 from minerlens_lab.miners.logparse import parse_miner_log
 from minerlens_lab.miners.pow import ALGORITHMS
-from minerlens_lab.miners.webpod import WEB_PAGES, http_load
+from minerlens_lab.miners.webpod import WEB_PAGES, http_load, web_entrypoint, write_web_pages
 from minerlens_lab.workload import RunContext, Workload
 
 if TYPE_CHECKING:
@@ -184,10 +182,7 @@ class MinerWorkload(Workload):
             raise RuntimeError(msg)
         binary = build_miner(ctx.cache_dir)
         if self.config.disguise:
-            disguised = ctx.workdir / ".cache" / self.config.disguise
-            disguised.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(binary, disguised)
-            binary = disguised
+            binary = disguised_copy(binary, ctx.workdir, self.config.disguise)
         ctx.facts["miner_binary"] = str(binary)
         ctx.facts["miner_comms"] = [binary.name[:15]]
         ctx.facts["pool_login"] = self.login(ctx)
@@ -201,10 +196,7 @@ class MinerWorkload(Workload):
             self._own_pools[ctx.workdir] = pool
             pool.start()
         if self.config.hidden_web:
-            www = ctx.workdir / "www"
-            www.mkdir(exist_ok=True)
-            for page, text in WEB_PAGES.items():
-                (www / page).write_text(text)
+            write_web_pages(ctx.workdir)
             ctx.facts["http_port"] = ctx.free_port()
             ctx.facts["web_comms"] = ["python3"]
 
@@ -247,17 +239,7 @@ class MinerWorkload(Workload):
         miner = self.miner_argv(ctx)
         if not self.config.hidden_web:
             return miner
-        # the system's python, as a container image has it (not a version-manager shim)
-        python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
-        port = int(ctx.facts["http_port"])
-        script = ctx.workdir / "entrypoint.sh"
-        script.write_text(
-            "#!/bin/sh\n"
-            "# the web pod's entrypoint, with what an intruder appended: a miner in the background\n"
-            f"{shlex.join(miner)} >/dev/null 2>&1 &\n"
-            f"exec {shlex.quote(python)} -m http.server {port} --bind 127.0.0.1"
-            f" --directory {shlex.quote(str(ctx.workdir / 'www'))}\n"
-        )
+        script = web_entrypoint(ctx.workdir, miner, int(ctx.facts["http_port"]))
         return ["/bin/sh", str(script)]
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:

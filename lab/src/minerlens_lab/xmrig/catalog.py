@@ -45,6 +45,16 @@ def xmrig_workloads() -> list[Workload]:
             "2 threads, --cpu-no-yield (hashing threads make no syscall), fast mode",
         ),
         entry(
+            "no-hugepages",
+            XmrigConfig(threads=(2, 1, 2), huge_pages=False),
+            'default yield, "huge-pages": false (an unprivileged pod cannot reserve them), fast mode',
+        ),
+        entry(
+            "no-yield-no-hugepages",
+            XmrigConfig(threads=(2, 1, 2), cpu_yield=False, huge_pages=False),
+            "--cpu-no-yield and no huge pages: the quietest XMRig an unprivileged pod runs, fast mode",
+        ),
+        entry(
             "renamed",
             XmrigConfig(threads=(2, 1, 2), disguise="php-fpm"),
             "the binary copied to and run as 'php-fpm', fast mode",

@@ -5,17 +5,23 @@ the pages its RandomX dataset and scratchpads want (1168 pages for fast mode on 
 light mode) and never gives them back. ``HugePagesGuard`` records every per-node and global huge page
 count before a run, writes that record to a journal file, and restores the counts afterwards - on
 success, failure and Ctrl-C alike (``with`` / ``restore()``); a journal left by a process that was
-killed is restored by the next guard (or ``restore_pending``).
+killed is restored by the next guard (or ``restore_pending``). Overlapping runs (two lab processes at
+once) share one journal: the counts from before the first, restored when the last one leaves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import threading
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from minerlens_lab.xmrig.fetch import XmrigError
 
@@ -24,6 +30,8 @@ NODE_GLOB = "devices/system/node/node*/hugepages/hugepages-*kB/nr_hugepages"
 SIZE_GLOB = "kernel/mm/hugepages/hugepages-*kB/nr_hugepages"
 SYSFS = Path("/sys")
 RESTORE_WAIT_S = 10.0
+_THREADS = threading.Lock()
+"""flock is per open file description, not per thread: threads of one process also take this"""
 
 
 class HugePagesError(XmrigError):
@@ -88,34 +96,81 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def restore_pending(journal: Path) -> bool:
-    """Restore what a journal left by an interrupted run recorded; whether there was one."""
+@contextlib.contextmanager
+def _locked(journal: Path) -> Iterator[None]:
+    """The journal's lock: guards of concurrent lab processes (or threads) update it one at a time."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(journal.with_name(f".{journal.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with _THREADS:
+            yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _read_journal(journal: Path) -> dict[str, Any] | None:
     try:
         doc = json.loads(journal.read_text())
     except FileNotFoundError:
-        return False
+        return None
     except (OSError, ValueError):
         journal.unlink(missing_ok=True)
-        return False
-    if not isinstance(doc, dict):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("counts"), dict):
         journal.unlink(missing_ok=True)
-        return False
-    owner = doc.get("pid")
-    if isinstance(owner, int) and owner != os.getpid() and pid_alive(owner):
-        return False  # another lab process is running XMRig now: its own guard restores
-    counts = doc.get("counts")
-    if isinstance(counts, dict):
-        restore(HugePagesState({str(k): int(v) for k, v in counts.items() if isinstance(v, int)}))
-    journal.unlink(missing_ok=True)
-    return True
+        return None
+    return doc
+
+
+def _alive_holders(doc: dict[str, Any], *, without: str = "") -> list[dict[str, Any]]:
+    """The journal's holders (guards between start and restore) whose process still runs."""
+    holders = doc.get("holders")
+    listed = list(holders) if isinstance(holders, list) else []
+    if isinstance(doc.get("pid"), int):  # a journal of the one-run format (before overlapping runs)
+        listed.append({"pid": doc["pid"], "token": "legacy"})
+    return [
+        h
+        for h in listed
+        if isinstance(h, dict) and isinstance(h.get("pid"), int) and h.get("token") != without and pid_alive(h["pid"])
+    ]
+
+
+def _baseline(doc: dict[str, Any]) -> HugePagesState:
+    return HugePagesState({str(k): int(v) for k, v in doc["counts"].items() if isinstance(v, int)})
+
+
+def _write_journal(journal: Path, holders: list[dict[str, Any]], baseline: HugePagesState) -> None:
+    tmp = journal.with_name(f".{journal.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"holders": holders, "counts": baseline.counts}))
+    os.replace(tmp, journal)
+
+
+def restore_pending(journal: Path) -> bool:
+    """Restore what a journal left by interrupted runs recorded; whether there was one to restore. A journal
+    whose holders still run is left to them (the last one out restores)."""
+    with _locked(journal):
+        doc = _read_journal(journal)
+        if doc is None or _alive_holders(doc):
+            return False
+        restore(_baseline(doc))
+        journal.unlink(missing_ok=True)
+        return True
 
 
 class HugePagesGuard:
-    """Context manager: record on enter (journal included), restore on exit."""
+    """Context manager: record on enter (journal included), restore on exit.
+
+    Runs may overlap (two lab processes, a bench beside the lab tests): the journal keeps the counts from
+    before the *first* of them and the guards that hold it; each guard leaving takes itself off, and the
+    last one out restores those counts. A holder whose process died is dropped; if none is left alive, the
+    next guard restores before it records.
+    """
 
     def __init__(self, journal: Path) -> None:
         self.journal = journal
         self.before: HugePagesState | None = None
+        self._token = ""
 
     def __enter__(self) -> HugePagesGuard:
         self.start()
@@ -125,17 +180,29 @@ class HugePagesGuard:
         self.restore()
 
     def start(self) -> HugePagesState:
-        restore_pending(self.journal)
-        self.before = read_state()
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.journal.with_name(f".{self.journal.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "counts": self.before.counts}))
-        os.replace(tmp, self.journal)
-        return self.before
+        with _locked(self.journal):
+            doc = _read_journal(self.journal)
+            holders = _alive_holders(doc) if doc is not None else []
+            if doc is not None and holders:
+                baseline = _baseline(doc)  # another run holds the pages: what was there before it
+            else:
+                if doc is not None:  # its holders died without restoring
+                    restore(_baseline(doc))
+                baseline = read_state()
+            self._token = uuid.uuid4().hex
+            _write_journal(self.journal, [*holders, {"pid": os.getpid(), "token": self._token}], baseline)
+            self.before = baseline
+            return baseline
 
     def restore(self) -> None:
         if self.before is None:
             return
-        restore(self.before)
-        self.journal.unlink(missing_ok=True)
-        self.before = None
+        with _locked(self.journal):
+            doc = _read_journal(self.journal)
+            others = _alive_holders(doc, without=self._token) if doc is not None else []
+            if doc is not None and others:
+                _write_journal(self.journal, others, _baseline(doc))  # the last one out restores
+            else:
+                restore(self.before)
+                self.journal.unlink(missing_ok=True)
+            self.before = None

@@ -21,16 +21,14 @@ variant adds ``--cpu-no-yield`` on the command line.
 from __future__ import annotations
 
 import json
-import shlex
-import shutil
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from minerlens_lab.miners.build import build_program
-from minerlens_lab.miners.workload import WEB_PAGES, http_load
+from minerlens_lab.miners.disguise import disguised_copy
+from minerlens_lab.miners.webpod import http_load, web_entrypoint, write_web_pages
 from minerlens_lab.workload import RunContext, Workload
 from minerlens_lab.xmrig.fetch import IMPLEMENTATION, fetch_xmrig, verify
 from minerlens_lab.xmrig.hugepages import HugePagesGuard, nr_hugepages
@@ -77,6 +75,8 @@ class XmrigConfig:
     """share of the pod's syscalls made by the noise companion process (0: none)"""
     print_time_s: tuple[int, ...] = (10, 20, 15)
     """``--print-time`` per repeat"""
+    huge_pages: bool = True
+    """XMRig's default; False: ``"huge-pages": false``, as in a pod that may not reserve them (no root)"""
 
     def threads_for(self, repeat: int) -> int:
         return self.threads[(max(1, repeat) - 1) % len(self.threads)]
@@ -155,10 +155,7 @@ class XmrigWorkload(Workload):
         run = self._runs[ctx.workdir] = _Run()
         binary = fetch_xmrig(ctx.cache_dir)
         if self.config.disguise:
-            disguised = ctx.workdir / ".cache" / self.config.disguise
-            disguised.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(binary, disguised)
-            binary = disguised
+            binary = disguised_copy(binary, ctx.workdir, self.config.disguise)
         run.binary = verify(binary)
         if self.config.noise:
             if not any(p.exists() for p in TRACEPOINT_IDS):
@@ -166,10 +163,7 @@ class XmrigWorkload(Workload):
                 raise RuntimeError(msg)
             run.extra["companion"] = build_program(ctx.cache_dir, COMPANION_NAME, [COMPANION_SRC])
         if self.config.hidden_web:
-            www = ctx.workdir / "www"
-            www.mkdir(exist_ok=True)
-            for page, text in WEB_PAGES.items():
-                (www / page).write_text(text)
+            write_web_pages(ctx.workdir)
             run.extra["http_port"] = 8080
         run.hugepages = HugePagesGuard(ctx.cache_dir / "xmrig" / "hugepages-journal.json")
         ctx.facts["nr_hugepages_before"] = run.hugepages.start().total
@@ -226,7 +220,7 @@ class XmrigWorkload(Workload):
             "donate-level": 1,
             "log-file": str(self.log_path(ctx)),
             "print-time": c.print_time_for(ctx.repeat),
-            "cpu": {"enabled": True, "huge-pages": True, "yield": True, "rx": [-1] * c.threads_for(ctx.repeat)},
+            "cpu": {"enabled": True, "huge-pages": c.huge_pages, "yield": True, "rx": [-1] * c.threads_for(ctx.repeat)},
             "randomx": {"mode": c.randomx_mode, "1gb-pages": False, "wrmsr": False, "rdmsr": False},
             "pools": [
                 {"url": f"{host}:{port}", "user": self.login(ctx), "pass": "x", "algo": "rx/0", "keepalive": True}
@@ -244,6 +238,8 @@ class XmrigWorkload(Workload):
         argv = [str(binary), "-c", str(path)]
         if not self.config.cpu_yield:
             argv.append("--cpu-no-yield")
+        if not self.config.huge_pages:  # the file's "huge-pages": false alone still got 100 % (measured)
+            argv.append("--no-huge-pages")
         return argv
 
     def command(self, ctx: RunContext) -> list[str]:
@@ -254,16 +250,7 @@ class XmrigWorkload(Workload):
         pod = [*netns.exec_prefix(), "setpriv", "--bounding-set", ",".join(f"-{c}" for c in DROPPED_CAPS), "--"]
         if not self.config.hidden_web:
             return [*pod, *miner]
-        # the system's python, as a container image has it (not a version-manager shim)
-        python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin") or sys.executable
-        script = ctx.workdir / "entrypoint.sh"
-        script.write_text(
-            "#!/bin/sh\n"
-            "# the web pod's entrypoint, with what an intruder appended: a miner in the background\n"
-            f"{shlex.join(miner)} >/dev/null 2>&1 &\n"
-            f"exec {shlex.quote(python)} -m http.server {extra['http_port']} --bind 127.0.0.1"
-            f" --directory {shlex.quote(str(ctx.workdir / 'www'))}\n"
-        )
+        script = web_entrypoint(ctx.workdir, miner, int(extra["http_port"]))
         return [*pod, "/bin/sh", str(script)]
 
     def drive(self, ctx: RunContext, stop: threading.Event) -> None:
@@ -303,6 +290,9 @@ class XmrigWorkload(Workload):
                 f"{self.name}: XMRig's log shows no hash rate after {ctx.seconds:.0f} s "
                 f"(randomx {mode}, dataset ready at {facts.get('dataset_ready_s', 'never')} s; a busy machine?)"
             )
+            raise RuntimeError(msg)
+        if not self.config.huge_pages and (facts.get("huge_pages_threads_pct") or facts.get("huge_pages_dataset_pct")):
+            msg = f"{self.name}: XMRig used huge pages although this variant disables them ({facts})"
             raise RuntimeError(msg)
         if stats["accepted"] == 0:
             msg = f"{self.name}: no share accepted by the pool in {ctx.seconds:.0f} s (pool: {stats})"

@@ -14,7 +14,13 @@ ALERTS = "minerlens.alerts.v1"
 AUDIT = "minerlens.audit.v1"
 """The responder's decisions (acted, dry-run, skipped, refused), keyed by pod uid."""
 
-ALL = (SYSCALLS, WINDOWS, VERDICTS, ALERTS, AUDIT)
+SUPPRESSIONS = "minerlens.suppressions.v1"
+"""Suppression rules (compacted, keyed by rule id; a tombstone deletes one), written by the explainer, read by
+the scorer. Deployments create it with ``cleanup.policy=compact`` (``COMPACTED``)."""
+
+ALL = (SYSCALLS, WINDOWS, VERDICTS, ALERTS, AUDIT, SUPPRESSIONS)
+COMPACTED = (SUPPRESSIONS,)
+"""topics whose deployments must set ``cleanup.policy=compact`` (the latest record per key is the state)"""
 
 
 def dead_letter(topic: str) -> str:

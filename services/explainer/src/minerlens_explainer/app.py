@@ -19,7 +19,7 @@ from minerlens_explainer.backend import ExplainerBackend
 from minerlens_explainer.http_auth import read_role
 from minerlens_explainer.http_errors import install
 from minerlens_explainer.middleware import BodyLimit, RequestMetrics
-from minerlens_explainer.routes import explanations, health, models, pods
+from minerlens_explainer.routes import console, explanations, feedback, health, models, pods, suppressions
 from minerlens_explainer.routes.deps import AUTH_ERRORS, CACHE_HEADER, MODEL_HEADER
 from minerlens_explainer.runtime import Runtime
 from minerlens_explainer.settings import ExplainerSettings
@@ -91,8 +91,9 @@ def create_app(
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )  # fmt: skip
     app.include_router(metrics_router)
-    for r in (pods.router, explanations.router, models.router):
+    for r in (pods.router, explanations.router, models.router, suppressions.router, feedback.router, console.router):
         app.include_router(r)
+    console.install_handlers(app)
     return app
 
 

@@ -39,6 +39,11 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
+def token_digest(token: str) -> bytes:
+    """The sha256 of a token: what sessions keep (and, its first 12 hex digits, what audit records name)."""
+    return _digest(token)
+
+
 @dataclass(frozen=True)
 class _Entry:
     role: Role
@@ -124,8 +129,11 @@ class TokenFile:
 
     def role_of(self, token: str) -> Role | None:
         """The role of ``token`` (``admin`` wins), or None. Every entry is compared; no early exit."""
+        return self.role_of_digest(_digest(token))
+
+    def role_of_digest(self, presented: bytes) -> Role | None:
+        """``role_of`` for a token known by its sha256 (a console session keeps that, never the token)."""
         self._maybe_reload()
-        presented = _digest(token)
         found: Role | None = None
         for entry in self._entries:
             if hmac.compare_digest(presented, entry.digest) and found != "admin":

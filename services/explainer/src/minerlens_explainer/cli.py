@@ -1,4 +1,4 @@
-"""``minerlens explainer run | ingest | token``."""
+"""``minerlens explainer run | ingest | token | feedback-export``."""
 
 from __future__ import annotations
 
@@ -120,10 +120,41 @@ def token(role: Annotated[str, typer.Option(help="read | admin")] = "read") -> N
     typer.echo(f"{r}:{secrets.token_urlsafe(32)}")
 
 
+def feedback_export(
+    out: Annotated[Path, typer.Option("--out", help="JSON lines file to write")],
+) -> None:
+    """Write the windows operators judged (confirmed miner: 1, false positive: 0) that Redis still holds."""
+    from minerlens_explainer.feedback_export import export_feedback
+    from minerlens_explainer.operator_store import OperatorStore
+    from minerlens_explainer.redis_link import RedisLink, RedisUnavailable
+    from minerlens_explainer.settings import ExplainerSettings
+    from minerlens_explainer.store import PodStore
+
+    s = ExplainerSettings()
+
+    async def main() -> None:
+        link = RedisLink(s.redis_url, s.redis_timeout_s, s.redis_retry_s)
+        pods = PodStore(link, s.key_prefix, max_windows=s.max_windows_per_pod, max_verdicts=s.max_verdicts_per_pod,
+                        ttl_s=s.window_ttl_s, alert_ttl_s=s.alert_ttl_s)  # fmt: skip
+        try:
+            n = await export_feedback(OperatorStore(link, s.key_prefix), pods, out)
+        finally:
+            await link.close()
+        labels = f"miner: {n.by_label.get(1, 0)}, benign: {n.by_label.get(0, 0)}; {n.missing} expired"
+        console.print(f"{n.windows} labelled windows from {n.feedback} judgements written to {out} ({labels})")
+
+    try:
+        asyncio.run(main())
+    except RedisUnavailable as exc:
+        console.print(f"[red]error:[/] Redis is unavailable: {exc}")
+        raise typer.Exit(2) from None
+
+
 def register(app: typer.Typer) -> None:
     """``minerlens.commands`` entry point: ``minerlens explainer run|ingest|token``."""
     sub = typer.Typer(help="The explainer: why was this pod flagged? (REST API, Redis cache)", no_args_is_help=True)
     sub.command("run")(run)
     sub.command("ingest")(ingest)
     sub.command("token")(token)
+    sub.command("feedback-export")(feedback_export)
     app.add_typer(sub, name="explainer")

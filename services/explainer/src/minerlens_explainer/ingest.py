@@ -44,6 +44,7 @@ INTERNAL_ERROR = "internal error"
 REDIS = "Redis"
 MAX_ALERT_WINDOWS = 500
 """window ids kept per alert (the most recent)"""
+MAX_ALERT_REASONS = 20
 
 
 class InvalidMessage(Exception):
@@ -75,6 +76,12 @@ class IngestTopics:
 
 def _ms_time(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _extra_ms(finding: DetectionFinding, name: str) -> int | None:
+    """An OCSF time the core model does not declare (``start_time``, ``end_time``), when it is a sane ms value."""
+    value = (finding.model_extra or {}).get(name)
+    return value if isinstance(value, int) and 0 < value < 1 << 45 else None
 
 
 def alert_pod(finding: DetectionFinding, fields: _AlertFields) -> PodKey:
@@ -117,6 +124,16 @@ def next_alert(finding: DetectionFinding, fields: _AlertFields, previous: AlertS
         severity=finding.severity,
         opened_at=known.opened_at if known else _ms_time(finding.finding_info.created_time),
         updated_at=_ms_time(finding.time) or datetime.now(UTC),
+        first_seen=_ms_time(_extra_ms(finding, "start_time")) or (known.first_seen if known else None),
+        last_seen=_ms_time(_extra_ms(finding, "end_time")) or (known.last_seen if known else None),
+        score=fields.score if fields.score is not None else (known.score if known else None),
+        threshold=fields.threshold,
+        process=fields.process or (fields.evidence.process if fields.evidence else None),
+        image=fields.image,
+        labels=dict(fields.labels),
+        reasons=fields.reasons[:MAX_ALERT_REASONS],
+        model=fields.model,
+        resolution=fields.resolution if closed else None,
     )
 
 

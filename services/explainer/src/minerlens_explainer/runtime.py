@@ -12,9 +12,14 @@ from minerlens_core.settings import KafkaSettings
 from minerlens_explainer.auth import TokenFile
 from minerlens_explainer.backend import ExplainerBackend, TrainingBackend
 from minerlens_explainer.cache import SingleFlight
+from minerlens_explainer.console.reference import BenignReference
+from minerlens_explainer.console.session import SessionStore
 from minerlens_explainer.explaining import Explaining
 from minerlens_explainer.ingest import Ingestor, IngestStatus, IngestTopics, KafkaIngest
 from minerlens_explainer.metrics import Metrics
+from minerlens_explainer.operator_actions import OperatorActions
+from minerlens_explainer.operator_store import OperatorStore
+from minerlens_explainer.publishing import Publisher
 from minerlens_explainer.rebuild import StoreRebuild
 from minerlens_explainer.redis_link import RedisLink
 from minerlens_explainer.registry import ModelRegistry
@@ -56,6 +61,21 @@ class Runtime:
     ingest_status: IngestStatus = field(default_factory=IngestStatus)
     ingest_progress: ConsumerProgress | None = None
     """the ingestion's progress (``/healthz``), set when this process ingests"""
+    ops: OperatorStore = field(init=False)
+    """suppression rules and feedback (Redis)"""
+    publisher: Publisher = field(init=False)
+    actions: OperatorActions = field(init=False)
+    sessions: SessionStore = field(init=False)
+    reference: BenignReference = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.ops = OperatorStore(self.link, s.key_prefix)
+        self.publisher = Publisher(self.kafka, audit_topic=s.audit_topic, suppressions_topic=s.suppressions_topic,
+                                   timeout_s=s.publish_timeout_s)  # fmt: skip
+        self.actions = OperatorActions(self.store, self.ops, self.publisher)
+        self.sessions = SessionStore(self.link, s.key_prefix, s.console_session_ttl_s)
+        self.reference = BenignReference()
 
     @classmethod
     def create(
@@ -111,5 +131,6 @@ class Runtime:
         return self.ingest_progress.health()
 
     async def close(self) -> None:
+        await self.publisher.close()
         await self.link.close()
         self.executor.shutdown(wait=False, cancel_futures=True)

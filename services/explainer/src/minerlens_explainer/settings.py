@@ -61,6 +61,13 @@ class ExplainerSettings(BaseSettings):
     rebuild_max_messages: int = Field(default=200_000, ge=1, description="most messages one rebuild reads")
     rebuild_timeout_s: float = Field(default=120.0, gt=0, description="longest one rebuild may take")
     check_store_s: float = Field(default=10.0, gt=0, description="how often the ingestion checks the store marker")
+    audit_topic: str = Field(default=topics.AUDIT, description="operator actions (suppressions, feedback) go here")
+    suppressions_topic: str = Field(default=topics.SUPPRESSIONS, description="suppression rules for the scorer")
+    publish_timeout_s: float = Field(default=5.0, gt=0, description="how long an operator action waits for Kafka")
+    console_session_ttl_s: int = Field(default=8 * 3600, ge=60, description="a console login lasts this long")
+    console_secure_cookie: bool | None = Field(
+        default=None, description="Secure flag of the console cookie (default: when the request came over https)"
+    )
     windows_topic: str = topics.WINDOWS
     verdicts_topic: str = topics.VERDICTS
     alerts_topic: str = topics.ALERTS

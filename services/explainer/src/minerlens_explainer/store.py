@@ -9,6 +9,8 @@ Layout under the key prefix ``P`` (``{...}`` is a Redis Cluster hash tag: one po
     P pod:{ns/name}:v / :vb     the same for verdicts (max_verdicts_per_pod)
     P pod:{ns/name}:latest      hash  {t, body}: the newest verdict
     P pod:{ns/name}:alert       string AlertState JSON (alert_ttl_s)
+    P pod:{ns/name}:sc          zset  "<score>|<window id>" -> time: the last SPARK_POINTS scores (sparklines)
+    P pod:{ns/name}:spark       string those scores, oldest first, comma-separated (one cheap read per pod)
     P meta:store                string: when the store was (re)built; its absence means Redis lost the data
     P meta:rebuilding           string: lock of the replica rebuilding the store (expires)
 
@@ -20,11 +22,15 @@ drops the oldest entries with their bodies in the same Lua script (atomic).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
+from minerlens_core.schemas.details import ImageDetails, ModelDetails, ProcessDetails, ReasonDetails
 from minerlens_core.schemas.envelope import Envelope
 from minerlens_core.schemas.windows import FeatureWindow, Verdict
 from pydantic import BaseModel, Field, ValidationError
@@ -52,6 +58,20 @@ redis.call('EXPIRE', KEYS[2], ARGV[5])
 return n
 """
 
+_SCORE = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+local scores = {}
+for i, m in ipairs(members) do scores[i] = string.match(m, '^[^|]*') end
+redis.call('SET', KEYS[2], table.concat(scores, ','), 'EX', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+SPARK_POINTS = 60
+"""recent verdict scores kept per pod for the console's sparklines (``:sc``)"""
+
 _LATEST = """
 local t = redis.call('HGET', KEYS[1], 't')
 if (not t) or tonumber(t) <= tonumber(ARGV[1]) then
@@ -73,6 +93,16 @@ class AlertState(BaseModel):
     severity: str | None = None
     opened_at: datetime | None = None
     updated_at: datetime
+    first_seen: datetime | None = Field(default=None, description="start of the first window over the threshold")
+    last_seen: datetime | None = Field(default=None, description="end of the alert's latest window")
+    score: float | None = Field(default=None, description="peak score")
+    threshold: float | None = None
+    process: ProcessDetails | None = Field(default=None, description="the process of the highest-scoring window")
+    image: ImageDetails | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    reasons: list[ReasonDetails] = Field(default_factory=list)
+    model: ModelDetails | None = None
+    resolution: str | None = None
 
 
 class PodRecord(BaseModel):
@@ -89,6 +119,37 @@ class PodRecord(BaseModel):
     @property
     def alerting(self) -> bool:
         return self.alert is not None and self.alert.status == "open"
+
+
+@dataclass(frozen=True)
+class PodRow:
+    """A pod as the console's list shows it (``PodStore.pod_rows``)."""
+
+    key: PodKey
+    last_seen: datetime
+    score: float | None
+    threshold: float | None
+    decision: str
+    alert: AlertState | None
+    scores: list[float]
+    """the last verdict scores, oldest first"""
+
+    @classmethod
+    def of(cls, key: PodKey, last_ms: float, latest: object, alert: object, spark: object) -> PodRow:
+        doc: object = None
+        if isinstance(latest, bytes | str):
+            with contextlib.suppress(ValueError):
+                doc = json.loads(latest)
+        v = doc if isinstance(doc, dict) else {}
+        return cls(
+            key, datetime.fromtimestamp(last_ms / 1000, UTC), _number(v.get("score")), _number(v.get("threshold")),
+            str(v.get("decision", "-"))[:32], parse_stored(AlertState, alert),
+            [_score_of(x) for x in text_of(spark).split(",")] if spark else [],
+        )  # fmt: skip
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _ms(t: datetime) -> int:
@@ -114,6 +175,7 @@ class PodStore:
         self.max_pods = max_pods
         self._add = link.client.register_script(_ADD)
         self._latest = link.client.register_script(_LATEST)
+        self._score = link.client.register_script(_SCORE)
 
     # ---- keys --------------------------------------------------------------------------------------
 
@@ -155,6 +217,13 @@ class PodStore:
             keys = [self._k(pod, "v"), self._k(pod, "vb")]
             await self._add(keys=keys, args=[verdict.window_id, order, body, self.max_verdicts, self.ttl_s], client=r)
             await self._latest(keys=[self._k(pod, "latest")], args=[order, body, self.ttl_s], client=r)
+            if verdict.score is not None:
+                member = f"{verdict.score:.4f}|{verdict.window_id}"
+                await self._score(
+                    keys=[self._k(pod, "sc"), self._k(pod, "spark")],
+                    args=[order, member, SPARK_POINTS, self.ttl_s],
+                    client=r,
+                )
             await self._touch(r, pod)
 
         await self.link.call(run)
@@ -175,7 +244,7 @@ class PodStore:
     async def marker(self) -> str | None:
         """When the store was built, or None: this Redis lost (or never had) the data."""
         raw = await self.link.call(lambda r: r.get(self._marker))
-        return None if raw is None else _text(raw)
+        return None if raw is None else text_of(raw)
 
     async def set_marker(self, value: str) -> None:
         await self.link.call(lambda r: r.set(self._marker, value))
@@ -189,44 +258,75 @@ class PodStore:
 
         async def run(r: Redis) -> None:
             raw = await r.get(key)
-            if raw is not None and _text(raw) == owner:
+            if raw is not None and text_of(raw) == owner:
                 await r.delete(key)
 
         await self.link.call(run)
 
     async def alert(self, pod: PodKey) -> AlertState | None:
         raw = await self.link.call(lambda r: r.get(self._k(pod, "alert")))
-        return _parse(AlertState, raw)
+        return parse_stored(AlertState, raw)
 
     # ---- reads -------------------------------------------------------------------------------------
 
-    async def pods(self, namespace: str | None = None) -> tuple[list[PodRecord], bool]:
-        """Pods updated within the TTL (newest first) with their newest verdict and alert; and truncated?"""
+    async def _listed(self, r: Redis, namespace: str | None) -> tuple[list[tuple[PodKey, float]], bool]:
+        """(pod, last update ms) of the pods updated within the TTL, newest first; and truncated?"""
         index = self._ns(namespace) if namespace else self._pods
         horizon = int(time.time() * 1000) - self.ttl_s * 1000
+        await r.zremrangebyscore(index, "-inf", f"({horizon}")
+        found = await r.zrevrangebyscore(index, "+inf", horizon, start=0, num=self.max_pods + 1, withscores=True)
+        parsed = [(PodKey.parse(text_of(m[0])), float(m[1])) for m in found[: self.max_pods]]
+        return [(k, t) for k, t in parsed if k is not None], len(found) > self.max_pods  # older unchecked keys: skipped
+
+    async def pods(self, namespace: str | None = None) -> tuple[list[PodRecord], bool]:
+        """Pods updated within the TTL (newest first) with their newest verdict and alert; and truncated?"""
 
         async def run(r: Redis) -> tuple[list[PodRecord], bool]:
-            await r.zremrangebyscore(index, "-inf", f"({horizon}")
-            found = await r.zrevrangebyscore(index, "+inf", horizon, start=0, num=self.max_pods + 1, withscores=True)
-            truncated = len(found) > self.max_pods
-            parsed = [(PodKey.parse(_text(m[0])), m) for m in found[: self.max_pods]]
-            valid = [(k, m) for k, m in parsed if k is not None]  # an older version's unchecked keys: skipped
-            keys = [k for k, _ in valid]
-            members = [m for _, m in valid]
+            listed, truncated = await self._listed(r, namespace)
             async with r.pipeline(transaction=False) as p:
-                for k in keys:
+                for k, _ in listed:
                     p.hget(self._k(k, "latest"), "body")
                     p.get(self._k(k, "alert"))
                 raw = await p.execute()
-            out = []
-            for i, (k, m) in enumerate(zip(keys, members, strict=True)):
-                out.append(self._record(k, float(m[1]), raw[2 * i], raw[2 * i + 1]))
-            return out, truncated
+            return [self._record(k, t, raw[2 * i], raw[2 * i + 1]) for i, (k, t) in enumerate(listed)], truncated
+
+        return await self.link.call(run)
+
+    async def pod_rows(self, namespace: str | None, offset: int, limit: int) -> tuple[list[PodRow], int, bool]:
+        """One page of the pod list for the console: the newest verdict's score, threshold and decision (read
+        without validating the whole verdict), the alert and the last ``SPARK_POINTS`` scores; the number of
+        pods, and truncated?"""
+
+        async def run(r: Redis) -> tuple[list[PodRow], int, bool]:
+            listed, truncated = await self._listed(r, namespace)
+            page = listed[offset : offset + limit]
+            async with r.pipeline(transaction=False) as p:
+                for k, _ in page:
+                    p.hget(self._k(k, "latest"), "body")
+                    p.get(self._k(k, "alert"))
+                    p.get(self._k(k, "spark"))
+                raw = await p.execute()
+            rows = [PodRow.of(k, t, raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]) for i, (k, t) in enumerate(page)]
+            return rows, len(listed), truncated
+
+        return await self.link.call(run)
+
+    async def open_alerts(self) -> list[tuple[PodKey, AlertState]]:
+        """The pods with an open alert (their alert state only), newest pod first."""
+
+        async def run(r: Redis) -> list[tuple[PodKey, AlertState]]:
+            listed, _ = await self._listed(r, None)
+            async with r.pipeline(transaction=False) as p:
+                for k, _ in listed:
+                    p.get(self._k(k, "alert"))
+                raw = await p.execute()
+            alerts = [(k, parse_stored(AlertState, a)) for (k, _), a in zip(listed, raw, strict=True) if a]
+            return [(k, a) for k, a in alerts if a is not None and a.status == "open"]
 
         return await self.link.call(run)
 
     def _record(self, pod: PodKey, last_ms: float, latest_raw: object, alert_raw: object) -> PodRecord:
-        latest = _parse(Verdict, latest_raw)
+        latest = parse_stored(Verdict, latest_raw)
         env = latest.envelope if latest else None
         return PodRecord(
             namespace=pod.namespace,
@@ -235,7 +335,7 @@ class PodStore:
             node=env.node if env else "",
             last_seen=datetime.fromtimestamp(last_ms / 1000, UTC),
             latest=latest,
-            alert=_parse(AlertState, alert_raw),
+            alert=parse_stored(AlertState, alert_raw),
         )
 
     async def pod(self, pod: PodKey) -> PodRecord | None:
@@ -261,22 +361,22 @@ class PodStore:
 
     async def _bodies(self, pod: PodKey, zkey: str, hkey: str, limit: int, model: type[M]) -> list[M]:
         async def run(r: Redis) -> list[M]:
-            ids = [_text(i) for i in await r.zrevrange(self._k(pod, zkey), 0, limit - 1)]
+            ids = [text_of(i) for i in await r.zrevrange(self._k(pod, zkey), 0, limit - 1)]
             if not ids:
                 return []
             raw = await r.hmget(self._k(pod, hkey), ids)
-            return [x for x in (_parse(model, b) for b in raw) if x is not None]
+            return [x for x in (parse_stored(model, b) for b in raw) if x is not None]
 
         return await self.link.call(run)
 
     async def window(self, pod: PodKey, window_id: str) -> FeatureWindow | None:
         raw = await self.link.call(lambda r: r.hget(self._k(pod, "wb"), window_id))
-        return _parse(FeatureWindow, raw)
+        return parse_stored(FeatureWindow, raw)
 
     async def window_ids(self, pod: PodKey) -> list[str]:
         """Ids of the stored windows of a pod, newest first."""
         ids = await self.link.call(lambda r: r.zrevrange(self._k(pod, "w"), 0, -1))
-        return [_text(i) for i in ids]
+        return [text_of(i) for i in ids]
 
     async def verdict_scores(self, pod: PodKey, window_ids: Sequence[str]) -> dict[str, float]:
         """Score of the verdict of each of ``window_ids`` that has one with a score."""
@@ -285,17 +385,25 @@ class PodStore:
         raw = await self.link.call(lambda r: r.hmget(self._k(pod, "vb"), list(window_ids)))
         out: dict[str, float] = {}
         for wid, body in zip(window_ids, raw, strict=True):
-            v = _parse(Verdict, body)
+            v = parse_stored(Verdict, body)
             if v is not None and v.score is not None:
                 out[wid] = v.score
         return out
 
 
-def _text(raw: object) -> str:
+def _score_of(member: object) -> float:
+    head = text_of(member).partition("|")[0]
+    try:
+        return min(1.0, max(0.0, float(head)))
+    except ValueError:
+        return 0.0
+
+
+def text_of(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _parse(model: type[M], raw: object) -> M | None:
+def parse_stored(model: type[M], raw: object) -> M | None:
     """A stored body, or None when absent or unreadable (written by another version: ignored, expires)."""
     if not isinstance(raw, bytes | str):
         return None

@@ -20,6 +20,10 @@
   a compacted state topic, and a restarted scorer ``restore``s from the latest one per pod: the open alert
   continues with the same id and counts, and replayed windows are recognised.
 * ``insufficient_data`` verdicts neither count as over nor as below: they only mark the window as seen.
+* **Suppressions** (``minerlens_core.suppressions``): when k of n would open an alert whose evidence (the pod,
+  its labels, the image and process of the highest-scoring window) an active rule covers, no alert is raised
+  and the window is counted in ``suppressed``; an open alert that a (new) rule covers is closed with the
+  rule named in its resolution. The windows are scored and published all the same.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from minerlens_core.schemas.details import MinerlensDetails
 from minerlens_core.schemas.envelope import PodRef
 from minerlens_core.schemas.ocsf import ACTIVITY_CLOSE, ACTIVITY_CREATE, ACTIVITY_UPDATE, DetectionFinding
 from minerlens_core.schemas.windows import Verdict
+from minerlens_core.suppressions import Subject, SuppressionRule
 from pydantic import ValidationError
 
 from minerlens_scorer.alert_state import (
@@ -73,10 +78,14 @@ class AlertEngine:
         policy: AlertPolicy,
         emit: Callable[[AlertEvent], DetectionFinding],
         clock: Callable[[], float] = time.time,
+        suppressor: Callable[[Subject], SuppressionRule | None] | None = None,
     ) -> None:
         self.policy = policy
         self._emit = emit
         self._clock = clock
+        self._suppressor = suppressor
+        self.suppressed: dict[str, int] = {}
+        """scored windows, per rule id, that would have opened (or kept open) an alert a rule covers"""
         self.pods: dict[str, PodState] = {}
         self._retired: OrderedDict[str, dict[StreamKey, int]] = OrderedDict()
         self._state_out: dict[str, DetectionFinding | None] = {}
@@ -133,9 +142,23 @@ class AlertEngine:
         now_ms = int(t * 1000)
         if state.alert is None:
             if sum(s.over for s in state.recent) >= self.policy.k:
+                best = max((s for s in state.recent if s.over), key=lambda s: s.score)
+                if self._covered(Subject.of(state.pod, best.verdict.envelope.container_image, best.verdict.process)):
+                    return []
                 return [self._open(state, v, threshold, now_ms)]
             return []
+        ev = state.alert.evidence
+        rule = self._covered(Subject.of(state.pod, ev.image, ev.process))
+        if rule is not None:
+            return [self._close(state, now_ms, f"suppressed by rule {rule.id} ({rule.owner}): {rule.reason}")]
         return self._grow(state, v, seen, new_slot, was_over, threshold, now_ms)
+
+    def _covered(self, subject: Subject) -> SuppressionRule | None:
+        """The active suppression rule covering ``subject`` (counted), or None."""
+        rule = self._suppressor(subject) if self._suppressor is not None else None
+        if rule is not None:
+            self.suppressed[rule.id] = self.suppressed.get(rule.id, 0) + 1
+        return rule
 
     def expire(self, now: float | None = None) -> list[DetectionFinding]:
         """Close alerts of pods that went quiet; forget idle pods without an alert."""

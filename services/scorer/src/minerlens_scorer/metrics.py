@@ -29,6 +29,10 @@ class ScorerMetrics:
             "minerlens_scorer_alert_events", "OCSF findings produced, by activity (Create|Update|Close)",
             ["activity"], registry=r,
         )  # fmt: skip
+        self.suppressed = Counter(
+            "minerlens_scorer_suppressed_windows",
+            "scored windows whose alert a suppression rule withheld (or closed), by rule id", ["rule"], registry=r,
+        )  # fmt: skip
         self.open_alerts = Gauge("minerlens_scorer_open_alerts", "pods with an open alert", registry=r)
         self.batch_size = Histogram(
             "minerlens_scorer_batch_windows", "windows per scored batch",

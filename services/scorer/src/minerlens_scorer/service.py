@@ -56,6 +56,7 @@ from minerlens_scorer.model_set import ModelSet
 from minerlens_scorer.restore import latest_findings
 from minerlens_scorer.scoring import SPEC_MISMATCH, Rejected, Scorer
 from minerlens_scorer.settings import ScorerSettings
+from minerlens_scorer.suppression_feed import SuppressionFeed
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,11 @@ class ScorerService:
         self.kafka = kafka
         self.metrics = ScorerMetrics()
         self.policy = policy_from(settings)
-        self.engine = AlertEngine(self.policy, FindingFactory(self.policy, product_version, settings.explain_base_url))
+        self.suppressions = SuppressionFeed(kafka, settings.suppressions_topic)
+        self.engine = AlertEngine(
+            self.policy, FindingFactory(self.policy, product_version, settings.explain_base_url),
+            suppressor=self.suppressions.rules.match,
+        )  # fmt: skip
         self.repository = ModelRepository(
             settings.models_dir,
             primary=settings.primary_model,
@@ -164,6 +169,7 @@ class ScorerService:
             "consuming": self.consuming,
             "alerts_restored": self.restored,
             "open_alerts": len(self.engine.open_alerts),
+            "suppression_rules": len(self.suppressions.rules),
             "refused_artifacts": {str(p): why for p, why in self.repository.refused.items()},
         }
         return state
@@ -210,6 +216,19 @@ class ScorerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), max(self.settings.reload_interval_s, 1.0))
         return False
+
+    async def _wait_for_rules(self) -> None:
+        """Read the suppression rules before scoring (bounded: a topic that cannot be read does not stop it)."""
+        self.progress.waiting_for("suppression rules")
+        waited = asyncio.create_task(self.suppressions.caught_up.wait())
+        stopping = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({waited, stopping}, timeout=self.settings.restore_timeout_s,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        for t in (waited, stopping):
+            t.cancel()
+        if not done:
+            log.warning("suppression rules not read within %.0f s: scoring without them meanwhile",
+                        self.settings.restore_timeout_s)  # fmt: skip
 
     # ---- data ----------------------------------------------------------------------------------------
     def _count_dead_letter(self, reason: str) -> None:
@@ -267,8 +286,12 @@ class ScorerService:
                 Outgoing(self.settings.verdicts_topic, o.envelope.key, o.model_dump_json().encode(), message_headers(o))
             )
         replays = self.engine.replays
+        suppressed = dict(self.engine.suppressed)
         findings = self.engine.observe_many(verdicts, now)
         self.metrics.windows.labels("replay").inc(self.engine.replays - replays)
+        for rule_id, n in self.engine.suppressed.items():
+            if n > suppressed.get(rule_id, 0):
+                self.metrics.suppressed.labels(rule_id).inc(n - suppressed.get(rule_id, 0))
         out += [self._finding(f) for f in findings]
         out += self._state()
         return out
@@ -358,11 +381,18 @@ class ScorerService:
             probe_app(self.metrics.registry, self.health, self.ready), self.settings.http_host, self.settings.http_port
         )
         watcher: asyncio.Task[None] | None = None
+        feed = (
+            asyncio.create_task(self.suppressions.run(self._stop), name="suppressions")
+            if self.settings.suppressions_topic
+            else None
+        )
         self.progress.start()
         try:
             self.progress.waiting_for("a servable model")
             if not await self._wait_for_models():
                 return
+            if feed is not None:
+                await self._wait_for_rules()
             self.progress.waiting_for(None)
             watcher = asyncio.create_task(self._watch_models())
             await self._loop.run(self._stop)
@@ -371,10 +401,11 @@ class ScorerService:
                 self.progress.stop()
             if timer is not None:
                 timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, feed):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await runner.cleanup()
 
 

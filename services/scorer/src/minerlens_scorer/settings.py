@@ -55,6 +55,10 @@ class ScorerSettings(BaseSettings):
         default="",
         description="compacted: latest alert state per pod, read at restart (empty: <alerts_topic>.scorer-state)",
     )
+    suppressions_topic: str = Field(
+        default=topics.SUPPRESSIONS,
+        description="compacted suppression rules (written by the explainer), followed from the start; empty: none",
+    )
     batch_max: int = Field(default=512, ge=1, description="windows per poll (one ONNX call per model per batch)")
     poll_timeout_ms: int = Field(default=200, ge=1)
     restore_timeout_s: float = Field(default=30.0, gt=0, description="max time to rebuild open alerts at startup")

@@ -28,7 +28,7 @@ from minerlens_core.models.onnx_model import pad_sequences
 from minerlens_core.schemas.windows import window_id
 from minerlens_core.syscalls import Arch
 from minerlens_core.traces import TraceMeta
-from minerlens_core.traces.importers import import_files
+from minerlens_core.traces.importers import ImportResult, import_files
 
 
 def policy_tag(policy: WindowPolicy) -> str:
@@ -85,13 +85,15 @@ class TraceWindows:
         return list(groups.values())
 
 
-def read_windows(path: Path, fmt: str, spec: FeatureSpec, *, arch: Arch | None = None) -> TraceWindows:
-    """Import ``path`` (format ``fmt``) and cut it into the windows of ``spec``; ``TraceFormatError`` if impossible."""
-    result = import_files([path], fmt, arch=arch)
+def cut_windows(
+    path: Path, result: ImportResult, spec: FeatureSpec, *, what: str = "trace", hint: str = ""
+) -> TraceWindows:
+    """The windows of an imported trace under ``spec``; ``TraceFormatError`` when the policy cannot cut it
+    (``what`` names the trace in the message, ``hint`` follows it)."""
     if spec.window.kind == "time" and not result.meta.has_time:
         msg = (
-            f"{path}: the model cuts {spec.window.seconds:g}-second time windows but this {fmt} trace has no "
-            "timestamps; score it with a count-window model"
+            f"{path}: the model cuts {spec.window.seconds:g}-second time windows but this {what} has no "
+            f"timestamps{hint}"
         )
         raise TraceFormatError(msg)
     try:
@@ -100,3 +102,9 @@ def read_windows(path: Path, fmt: str, spec: FeatureSpec, *, arch: Arch | None =
         msg = f"{path}: {exc}"
         raise TraceFormatError(msg) from None
     return TraceWindows(Path(path), result.meta, spec, windows, len(result.malformed))
+
+
+def read_windows(path: Path, fmt: str, spec: FeatureSpec, *, arch: Arch | None = None) -> TraceWindows:
+    """Import ``path`` (format ``fmt``) and cut it into the windows of ``spec``; ``TraceFormatError`` if impossible."""
+    result = import_files([path], fmt, arch=arch)
+    return cut_windows(path, result, spec, what=f"{fmt} trace", hint="; score it with a count-window model")

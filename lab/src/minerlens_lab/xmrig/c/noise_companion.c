@@ -8,8 +8,9 @@
  * then forks and execs PROGRAM. Its own syscalls after that are all made here and counted here; the rest
  * is the program's. It keeps its own count at share/(1-share) times the rest: getpid, nanosleep(0),
  * clock_gettime (through syscall(), so the vDSO cannot absorb it) and a 1-byte read of /dev/null in
- * rotation, emitted in bursts, with pacing sleeps (also counted noise) at most ~200 a second. It exits with
- * the program's status; SIGTERM/SIGINT are passed on to it. */
+ * rotation, emitted in bursts, with pacing sleeps (also counted noise) at most ~200 a second (the pacing the
+ * miner's noise thread uses: miners/c/noise_pacing.h, on the include path). It exits with the program's
+ * status; SIGTERM/SIGINT are passed on to it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "noise_pacing.h"
+
 static volatile sig_atomic_t child_done, forward_sig;
 static uint64_t own; /* syscalls made by this process since the counter opened */
 
@@ -39,13 +42,6 @@ static void on_chld(int sig)
 static void on_term(int sig)
 {
     forward_sig = sig;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO */
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static long tracepoint_id(void)
@@ -64,27 +60,6 @@ static long tracepoint_id(void)
             return id;
     }
     return -1;
-}
-
-static void emit(unsigned kind, int devnull)
-{
-    static const struct timespec zero = {0, 0};
-    struct timespec ts;
-    char byte;
-    switch (kind % 4) {
-    case 0:
-        SC(SYS_getpid);
-        break;
-    case 1:
-        SC(SYS_nanosleep, &zero, NULL);
-        break;
-    case 2:
-        SC(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-        break;
-    default:
-        SC(SYS_read, devnull, &byte, 1);
-        break;
-    }
 }
 
 static int usage(void)
@@ -148,10 +123,9 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &term, NULL);
     int devnull = (int)SC(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC);
 
-    const double k = share / (1.0 - share);
     unsigned kind = 0;
-    double t_prev = now_s(), rate = 0.0;
-    uint64_t rest_prev = 0, rest = 0;
+    struct noise_pacer pacer = noise_pacer(share, 0.25, 0);
+    uint64_t rest = 0; /* the program's syscalls */
     while (!child_done) {
         if (forward_sig) {
             SC(SYS_kill, child, forward_sig);
@@ -160,26 +134,15 @@ int main(int argc, char **argv)
         uint64_t total = 0;
         if (SC(SYS_read, counter, &total, sizeof total) == (long)sizeof total && total >= own)
             rest = total - own;
-        double t = now_s();
-        if (t - t_prev >= 0.2) { /* the program's syscall rate, smoothed */
-            double r = (double)(rest - rest_prev) / (t - t_prev);
-            rate = rate == 0.0 ? r : 0.7 * rate + 0.3 * r;
-            t_prev = t;
-            rest_prev = rest;
-        }
-        double want = k * (rate > 0.5 ? rate : 0.5);
-        double batch = want / 200.0 < 1.0 ? 1.0 : want / 200.0 > 256.0 ? 256.0 : want / 200.0;
-        double deficit = k * (double)rest - (double)own;
-        if (deficit >= batch) {
-            uint64_t burst = deficit > 4096.0 ? 4096 : (uint64_t)deficit;
-            for (uint64_t n = 0; n < burst && !child_done; n++)
-                emit(kind++, devnull);
+        double wait = 0.0;
+        uint64_t burst = noise_pace(&pacer, rest, own, &wait);
+        if (burst > 0) {
+            for (uint64_t n = 0; n < burst && !child_done; n++, own++)
+                noise_emit(kind++, devnull);
             continue;
         }
-        double wait = (batch - deficit) / want;
-        wait = wait < 0.0005 ? 0.0005 : wait > 0.25 ? 0.25 : wait;
-        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-        SC(SYS_nanosleep, &ts, NULL);
+        own++;
+        noise_sleep(wait);
     }
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR)

@@ -7,31 +7,17 @@ those tags and, where a call can only be one of them, with its name (``SOCKET_ON
 
 from __future__ import annotations
 
-FD_DATA_SYSCALLS: frozenset[str] = frozenset(
-    {
-        "read",
-        "write",
-        "readv",
-        "writev",
-        "pread64",
-        "pwrite64",
-        "preadv",
-        "pwritev",
-        "preadv2",
-        "pwritev2",
-        "sendto",
-        "recvfrom",
-        "sendmsg",
-        "recvmsg",
-        "sendmmsg",
-        "recvmmsg",
-        "splice",
-        "sendfile",
-    }
+_POSITIONAL_IO = frozenset({"pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2"})
+"""Reads and writes at a file offset: data through an fd, and only on files."""
+_SOCKET_MESSAGES = frozenset({"sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg"})
+"""Datagram and message I/O: data through an fd, and only on sockets."""
+
+FD_DATA_SYSCALLS: frozenset[str] = (
+    frozenset({"read", "write", "readv", "writev", "splice", "sendfile"}) | _POSITIONAL_IO | _SOCKET_MESSAGES
 )
 """Calls whose first argument is the fd data moves through (``sendfile``: the output fd)."""
 
-SOCKET_ONLY: frozenset[str] = frozenset(
+SOCKET_ONLY: frozenset[str] = _SOCKET_MESSAGES | frozenset(
     {
         "socket",
         "connect",
@@ -39,12 +25,6 @@ SOCKET_ONLY: frozenset[str] = frozenset(
         "accept4",
         "bind",
         "listen",
-        "sendto",
-        "recvfrom",
-        "sendmsg",
-        "recvmsg",
-        "sendmmsg",
-        "recvmmsg",
         "shutdown",
         "getsockopt",
         "setsockopt",
@@ -54,18 +34,12 @@ SOCKET_ONLY: frozenset[str] = frozenset(
 )
 """Calls that only make sense on a socket, whatever the fd tags say (imported traces have none)."""
 
-FILE_ONLY: frozenset[str] = frozenset(
+FILE_ONLY: frozenset[str] = _POSITIONAL_IO | frozenset(
     {
         "open",
         "openat",
         "openat2",
         "creat",
-        "pread64",
-        "pwrite64",
-        "preadv",
-        "pwritev",
-        "preadv2",
-        "pwritev2",
         "fsync",
         "fdatasync",
         "sync_file_range",

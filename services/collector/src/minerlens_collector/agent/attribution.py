@@ -81,7 +81,12 @@ class TaskResolver:
             pid, comm = known if known else (-1, "")
             found = TaskIdentity(tid, pid, comm, self.hints.get(tid), seen_live=False)
         elif found.pod is None and tid in self.hints:
-            found = TaskIdentity(found.tid, found.pid, found.comm, self.hints[tid])
+            # /proc shows this tid outside every pod although the pod's scan saw it inside: the thread
+            # exited and its tid was reused (or it moved out). The live task's name is not the traced
+            # one's: prefer what the tracer recorded for the tid when it made its syscalls.
+            known = self._exited(tid) if self._exited else None
+            pid, comm = known if known else (found.pid, found.comm)
+            found = TaskIdentity(tid, pid, comm, self.hints[tid])
         if len(self._cache) >= self._max:
             self._evict(now)
         self._cache[tid] = (now, found)

@@ -46,4 +46,13 @@ class CollectorMetrics:
         self.fd_unresolved = Counter(
             "minerlens_collector_fd_unresolved", "I/O events left untagged (lookup budget spent)", registry=r
         )
+        self.source = Gauge(
+            "minerlens_collector_source",
+            "1 for the capture source in use, and why it was chosen",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.aggregate_windows = Counter(
+            "minerlens_collector_aggregate_windows", "in-kernel aggregate windows read (eBPF source)", registry=r
+        )
         self.kafka_connected = Gauge("minerlens_collector_kafka_connected", "1 when connected", registry=r)

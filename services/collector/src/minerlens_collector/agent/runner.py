@@ -15,7 +15,7 @@ from minerlens_core.syscalls import host_arch
 from minerlens_collector.agent.pod_registry import LocalPodRegistry
 from minerlens_collector.agent.service import Collector
 from minerlens_collector.agent.settings import CollectorSettings
-from minerlens_collector.agent.source import open_source
+from minerlens_collector.agent.source import choose_source
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,15 @@ async def run_collector(
     seconds: float | None = None,
 ) -> Collector:
     node = identity.node_name or socket.gethostname()
-    source = open_source(settings.source, instance=f"minerlens-{os.getpid()}", buffer_kb=settings.buffer_kb)
+    choice = choose_source(
+        settings.source,
+        instance=f"minerlens-{os.getpid()}",
+        buffer_kb=settings.buffer_kb,
+        cgroup_root=settings.cgroup_root,
+        ebpf_in_auto=settings.ebpf_in_auto,
+        ebpf_sample_budget=settings.ebpf_sample_budget,
+    )
+    source = choice.source
     metadata = None
     if settings.k8s_enrichment:
         from minerlens_collector.agent.k8s_metadata import PodMetadataCache
@@ -39,6 +47,7 @@ async def run_collector(
         settings,
         kafka,
         source=source,
+        source_reason=choice.reason,
         node=node,
         cluster=identity.cluster,
         arch=host_arch(),
@@ -54,9 +63,10 @@ async def run_collector(
     if seconds is not None:
         loop.call_later(seconds, collector.stop)
     log.info(
-        "collector on node %s: source=%s kafka=%s http=%s:%d",
+        "collector on node %s: source=%s (%s) kafka=%s http=%s:%d",
         node,
         source.name,
+        choice.reason,
         kafka.bootstrap,
         settings.http_host,
         port,

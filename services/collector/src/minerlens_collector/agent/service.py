@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from minerlens_core import topics
 from minerlens_core.kafka import message_headers
 from minerlens_core.schemas import DropReport, Envelope, PodRef, ResourceSample, SyscallBatch
+from minerlens_core.schemas.aggregates import SyscallAggregate
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.syscalls import Arch
 
+from minerlens_collector.agent.aggregates import AggregateReader
 from minerlens_collector.agent.attribution import TaskResolver
 from minerlens_collector.agent.batcher import Batcher, ImageLookup, PodLookup
 from minerlens_collector.agent.cgroup_stats import CgroupReader
@@ -60,6 +62,7 @@ class Collector:
         kafka: KafkaSettings,
         *,
         source: EventSource,
+        source_reason: str = "requested",
         node: str,
         cluster: str,
         arch: Arch,
@@ -70,7 +73,23 @@ class Collector:
         self.settings = settings
         self.node, self.cluster = node, cluster
         self.source = source
+        self.source_reason = source_reason
         self.metrics = CollectorMetrics()
+        self.metrics.source.labels(source.name, source_reason).set(1)
+        self.aggregates = (
+            AggregateReader(
+                source,
+                self.metrics,
+                node=node,
+                cluster=cluster,
+                arch=arch,
+                pod_lookup=pod_lookup,
+                image_lookup=image_lookup,
+                comm=lambda tid: self.resolver.resolve(tid).comm,
+            )
+            if getattr(source, "aggregating", False)
+            else None
+        )
         self.resolver = TaskResolver(proc=settings.proc_root, exited=getattr(source, "task", None))
         self.fd_table = FdTable(arch, str(settings.proc_root)) if settings.fd_tagging else None
         self.sampler = ResourceSampler(CgroupReader.at(settings.cgroup_root), str(settings.proc_root))
@@ -108,7 +127,9 @@ class Collector:
         self.stream_dirs = scan.dirs
         new = [tid for tid in scan.tasks if tid not in self._seeded]
         self.resolver.hints.update(scan.tasks)
-        if new:
+        if self.aggregates is not None:
+            self.aggregates.set_streams(scan.dirs)  # the kernel filters by cgroup: no pid is seeded
+        elif new:
             self.source.add_pids(new)
             self._seeded.update(new)
         self._seeded &= scan.tasks.keys()  # forget tasks that left their pod or exited
@@ -117,7 +138,7 @@ class Collector:
         return len(new)
 
     # -- outputs -----------------------------------------------------------------------------
-    def _enqueue(self, message: SyscallBatch | DropReport | ResourceSample, events: int) -> None:
+    def _enqueue(self, message: SyscallBatch | DropReport | ResourceSample | SyscallAggregate, events: int) -> None:
         value = message.model_dump_json().encode()
         pod = message.envelope.pod.uid if message.envelope.pod else None
         item = Outgoing(message.envelope.key, value, message_headers(message), events, pod, message.kind)
@@ -232,6 +253,9 @@ class Collector:
                 next_seed = now + self.settings.reseed_interval_s
             events = await asyncio.to_thread(self.source.poll, self.settings.poll_timeout_s)
             self.metrics.events_captured.inc(len(events))
+            if self.aggregates is not None and self.aggregates.due(self.settings.aggregate_interval_s):
+                for message in await asyncio.to_thread(self.aggregates.read):
+                    self._enqueue(message, message.calls)
             self._emit(self.batcher.add(events))
             if now >= next_loss:
                 self.report_losses()
@@ -254,6 +278,8 @@ class Collector:
         return {
             "ok": not self._stop.is_set(),
             "source": self.source.name,
+            "source_reason": self.source_reason,
+            **({"aggregates": self.aggregates.health()} if self.aggregates is not None else {}),
             "kafka_connected": self.publisher.connected,
             "spool_messages": len(self.spool),
             "pods": len(self.pods),
@@ -277,6 +303,9 @@ class Collector:
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampling
             self._emit(self.batcher.add(self.source.poll(0)))
+            if self.aggregates is not None:  # the window still open
+                for message in self.aggregates.read():
+                    self._enqueue(message, message.calls)
             self._emit(self.batcher.flush(force=True))
             self.report_losses()
             self.source.stop()

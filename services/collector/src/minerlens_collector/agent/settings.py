@@ -14,9 +14,14 @@ class CollectorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MINERLENS_COLLECTOR_", extra="ignore")
 
     topic: str = Field(default=topics.SYSCALLS, min_length=1, description="where syscall batches and drop reports go")
-    source: Literal["auto", "tracefs", "strace"] = Field(
-        default="auto", description="auto = tracefs when usable, else strace (slow; logged)"
+    source: Literal["auto", "ebpf", "tracefs", "strace"] = Field(
+        default="auto", description="auto = eBPF (if ebpf_in_auto) when loadable, else tracefs, else strace (logged)"
     )
+    ebpf_in_auto: bool = Field(
+        default=False, description="let auto choose eBPF (its aggregates are not yet published to Kafka)"
+    )
+    ebpf_sample_budget: int = Field(default=256, ge=0, le=65_536, description="sampled events per cgroup and window")
+    aggregate_interval_s: float = Field(default=1.0, gt=0, description="eBPF: aggregates read and reset this often")
     cgroup_root: Path = Path("/sys/fs/cgroup")
     proc_root: Path = Path("/proc")
     buffer_kb: int = Field(default=8192, ge=64, description="tracefs ring buffer per CPU")
