@@ -8,7 +8,6 @@ computes from raw batches. Sampled sequences aside (they are a sample by design)
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -24,54 +23,14 @@ from minerlens_core.schemas.aggregates import SyscallAggregate
 from minerlens_core.syscalls import host_arch
 
 from tests.collector.test_ebpf_source_live import CGROUP_ROOT, _kernel_can_load_bpf  # noqa: F401  (skip/fail rule)
+from tests.programs import build
 
 pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not is_available(), reason="tracefs not available")]
 
-MIXED_C = r"""
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <pthread.h>
-#include <sched.h>
-#include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-static long n;
-/* each thread its own interleaving of cheap (getppid, getuid, clock_gettime) and no-cheap calls */
-static void *worker(void *arg) {
-    long k = (long)arg; char b[64]; struct timespec ts;
-    int z = open("/dev/zero", O_RDONLY), nul = open("/dev/null", O_WRONLY);
-    for (long i = 0; i < n; i++) {
-        switch ((i * (k + 1)) % 5) {
-        case 0: syscall(SYS_getppid); break;
-        case 1: if (read(z, b, sizeof b) < 0) return NULL; break;
-        case 2: if (write(nul, b, 8) < 0) return NULL; break;
-        case 3: sched_yield(); break;
-        default: syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-        }
-        if (i % 7 == k) syscall(SYS_getuid);
-    }
-    close(z); close(nul);
-    return NULL;
-}
-int main(int argc, char **argv) {
-    pthread_t th[16]; int t = atoi(argv[2]);
-    n = atol(argv[1]);
-    if (t < 1 || t > 16) return 2;
-    for (long i = 1; i < t; i++) pthread_create(&th[i], NULL, worker, (void *)i);
-    worker(NULL);
-    for (int i = 1; i < t; i++) pthread_join(th[i], NULL);
-    return 0;
-}
-"""
-
 
 @pytest.fixture(scope="module")
-def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("mixed")
-    (d / "mixed.c").write_text(MIXED_C)
-    subprocess.run(["cc", "-O2", "-pthread", "-o", str(d / "mixed"), str(d / "mixed.c")], check=True)
-    return d / "mixed"
+def mixed() -> Path:
+    return build("mixed_syscalls")
 
 
 def test_same_counts_and_ngrams_from_tracefs_and_ebpf(mixed: Path) -> None:
