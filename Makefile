@@ -1,4 +1,4 @@
-.PHONY: help demo test lint fuzz lock images bench-collector bench-pipeline
+.PHONY: help demo test lint fuzz lock images bench-collector bench-pipeline bench-soak
 help:            ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 demo:            ## the main job: real pods captured, streamed to a local Kafka, summarised per pod
@@ -19,3 +19,5 @@ bench-collector: ## capture throughput, loss and overhead numbers; resource samp
 bench-pipeline:  ## featurizer throughput, scorer and explainer latency, alert latency (needs Kafka + Redis up)
 	.venv/bin/python bench/featurizer_throughput.py && .venv/bin/python bench/scorer_latency.py && \
 	.venv/bin/python bench/explainer_latency.py && .venv/bin/python bench/alert_latency.py
+bench-soak:      ## false alerts per benign pod-hour: benign lab pods side by side on the live pipeline (SOAK_MINUTES, 30)
+	.venv/bin/python bench/benign_soak.py --minutes $(or $(SOAK_MINUTES),30)

@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from pathlib import Path
 
+from live_pipeline import live_pipeline
 from minerlens_core.kafka import make_consumer
 from minerlens_core.schemas.ocsf import decode_finding
 from minerlens_core.settings import KafkaSettings
@@ -33,7 +30,6 @@ from minerlens_lab.live import LivePodResult, run_live_pod
 from minerlens_lab.runner import default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-MINERLENS = str(Path(sys.executable).parent / "minerlens")
 
 
 async def first_alert(kafka: KafkaSettings, topic: str, namespace: str, name: str, timeout_s: float) -> float | None:
@@ -69,35 +65,12 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--hold", type=float, default=35.0, help="keep the pod at least this long (its first hash)")
     args = ap.parse_args()
-    run = uuid.uuid4().hex[:6]
-    t = {k: f"bench-{run}.{k}" for k in ("syscalls", "windows", "verdicts", "alerts")}
-    env = {
-        **os.environ,
-        "MINERLENS_COLLECTOR_TOPIC": t["syscalls"],
-        "MINERLENS_COLLECTOR_HTTP_PORT": "0",
-        "MINERLENS_FEATURIZER_APP_ID": f"bench-featurizer-{run}",
-        "MINERLENS_FEATURIZER_INPUT_TOPIC": t["syscalls"],
-        "MINERLENS_FEATURIZER_OUTPUT_TOPIC": t["windows"],
-        "MINERLENS_FEATURIZER_MODEL_DIR": str(args.model),
-        "MINERLENS_FEATURIZER_WEB_PORT": "0",
-        "MINERLENS_FEATURIZER_DATA_DIR": f"/tmp/bench-featurizer-{run}",
-        "MINERLENS_SCORER_MODELS_DIR": str(args.model),
-        "MINERLENS_SCORER_WINDOWS_TOPIC": t["windows"],
-        "MINERLENS_SCORER_VERDICTS_TOPIC": t["verdicts"],
-        "MINERLENS_SCORER_ALERTS_TOPIC": t["alerts"],
-        "MINERLENS_SCORER_GROUP_ID": f"bench-scorer-{run}",
-        "MINERLENS_SCORER_HTTP_PORT": "0",
-    }
-    procs = [
-        subprocess.Popen([MINERLENS, svc, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for svc in ("collector", "featurizer", "scorer")
-    ]
     (workload,) = [w for w in select(args.workload) if w.name == args.workload]
     kafka = KafkaSettings()
     latencies: list[float] = []
     after_hashing: list[float] = []
-    try:
-        time.sleep(10)
+    with live_pipeline(args.model) as pipe:
+        run, t = pipe.run, pipe.topics
         for k in range(args.rounds):
             ns, name = "bench", f"miner-{run}-{k}"
             stop = threading.Event()
@@ -131,11 +104,6 @@ def main() -> None:
                 after_hashing.append(latencies[-1] - hashing)
                 line += f", {after_hashing[-1]:.1f} s after it started hashing ({hashing:.1f} s in)"
             print(line)
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
     if latencies:
         print(f"alert latency ({args.workload}, {len(latencies)}/{args.rounds} rounds alerted): "
               f"median {statistics.median(latencies):.1f} s, max {max(latencies):.1f} s")  # fmt: skip

@@ -13,43 +13,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from minerlens_collector.agent.discovery import scan_pods
-from minerlens_collector.agent.ebpf import AggregateWindow, EbpfSource, probe
+from minerlens_collector.agent.ebpf import AggregateWindow, EbpfSource
 from minerlens_collector.agent.ebpf.layout import NR_OTHER
 from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.syscalls import host_arch, syscall_number
 
+from tests.kernel import CGROUP_ROOT, require_ebpf
 from tests.programs import build
 
 pytestmark = [pytest.mark.kernel]
 
-BPF_DIR = Path(__file__).resolve().parents[2] / "services" / "collector" / "bpf"
 GETPPID = syscall_number("getppid", host_arch())
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def _unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (or CAP_BPF + CAP_PERFMON) to load BPF programs"
-    toolchain = subprocess.run(["make", "-s", "-C", str(BPF_DIR), "check"], capture_output=True, text=True)
-    if toolchain.returncode == 0:  # cheap when already built (bootstrap builds it); a build error fails the test
-        subprocess.run(["make", "-s", "-C", str(BPF_DIR)], check=True, capture_output=True)
-    reason = probe(CGROUP_ROOT)
-    return f"{reason} ({toolchain.stdout.strip()})" if reason and toolchain.returncode else reason
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _kernel_can_load_bpf() -> None:
-    reason = _unavailable()
-    if reason is None:
-        return
-    if os.environ.get("MINERLENS_REQUIRE_KERNEL", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"eBPF source unusable: {reason} [MINERLENS_REQUIRE_KERNEL=1]", pytrace=False)
-    pytest.skip(f"eBPF source unusable: {reason}")
+    require_ebpf()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from minerlens_collector.agent.cgroup_stats import CgroupReader, Hierarchy, find_hierarchies
-from minerlens_collector.agent.resources import ResourceSampler, SampleTarget
+from minerlens_collector.agent.resources import ResourceSampler, SampleRound, SampleTarget
 from minerlens_collector.procfs import parse_stat
 from minerlens_collector.tools.local_pod import LocalPod
 from minerlens_core.schemas import ResourceSnapshot
@@ -169,6 +169,17 @@ def listener() -> Iterator[socket.socket]:
         srv.close()
 
 
+def _rounds_of_a_pod(code: str, name: str, rounds: int) -> list[SampleRound]:
+    """``rounds`` sampling rounds of a pod running the Python ``code`` (which prints "ready" when set up)."""
+    sampler = ResourceSampler(CgroupReader.at(Path("/sys/fs/cgroup")))
+    with LocalPod("lab", name) as pod:
+        sp = pod.spawn([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert sp.proc.stdout is not None
+        assert sp.proc.stdout.readline().strip() == b"ready"
+        target = {KEY: SampleTarget(pod.cgroup_path.lstrip("/"))}
+        return [sampler.sample(target) for _ in range(rounds)]
+
+
 def test_sockets_of_a_pod_process_are_counted_by_kind(listener: socket.socket) -> None:
     port = listener.getsockname()[1]
     code = (
@@ -178,12 +189,7 @@ def test_sockets_of_a_pod_process_are_counted_by_kind(listener: socket.socket) -
         "print('ready', flush=True)\n"
         "time.sleep(30)\n"
     )
-    sampler = ResourceSampler(CgroupReader.at(Path("/sys/fs/cgroup")))
-    with LocalPod("lab", "conn") as pod:
-        sp = pod.spawn([sys.executable, "-c", code], stdout=subprocess.PIPE)
-        assert sp.proc.stdout is not None
-        assert sp.proc.stdout.readline().strip() == b"ready"
-        rnd = sampler.sample({KEY: SampleTarget(pod.cgroup_path.lstrip("/"))})
+    (rnd,) = _rounds_of_a_pod(code, "conn", 1)
     snap = rnd.snapshots[KEY]
     (proc,) = snap.processes
     assert proc.fds.socket_inet == 1
@@ -191,6 +197,27 @@ def test_sockets_of_a_pod_process_are_counted_by_kind(listener: socket.socket) -
     assert proc.fds.pipe >= 1  # stdout
     # the tagger gets the same fds
     assert sorted(k for k in rnd.fd_maps[proc.pid].values() if k in (2, 3)) == [2, 3, 3]
+
+
+def test_listening_sockets_are_told_from_connections(listener: socket.socket) -> None:
+    """A server pod's listening sockets (TCP and TCPv6) are inet sockets that listen; its connection, a bound
+    but unconnected socket and a UDP socket do not; the count stays right on the next round (cached states)."""
+    port = listener.getsockname()[1]
+    code = (
+        "import socket, time\n"
+        "l4 = socket.create_server(('127.0.0.1', 0))\n"
+        "l6 = socket.socket(socket.AF_INET6); l6.bind(('::1', 0)); l6.listen()\n"
+        "bound = socket.socket(); bound.bind(('127.0.0.1', 0))\n"
+        f"c = socket.create_connection(('127.0.0.1', {port}))\n"
+        "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    for rnd in _rounds_of_a_pod(code, "server", 2):
+        snap = rnd.snapshots[KEY]
+        (proc,) = snap.processes
+        assert proc.fds.socket_inet == 5
+        assert proc.fds.socket_listen == 2
 
 
 def test_busiest_processes_are_kept_and_the_rest_counted() -> None:

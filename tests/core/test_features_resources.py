@@ -225,3 +225,51 @@ def test_version_1_specs_keep_their_layout_and_digest() -> None:
     assert v2.dim == v1.dim + 24
     assert v2.digest != v1.digest
     assert FeatureSpec.build(PER_PROC).digest != v2.digest
+
+
+def test_an_idle_server_is_offline_but_a_connection_is_not() -> None:
+    """A listening socket is not a connection: an idle server (listening, no socket I/O) is gated by the network
+    gate, the same pod holding one connection besides is not; samples from collectors that could not tell
+    (``socket_listen`` 0) keep counting every inet socket."""
+    from minerlens_core.features.gates import offline_mask
+
+    spec = FeatureSpec.build(POLICY)
+    rows = [(0.1 * i, "epoll_wait", 10, 10, "postgres", None) for i in range(15)]
+
+    def sockets(inet: int, listen: int) -> float:
+        fds = FdCounts(socket_inet=inet, socket_listen=listen, file=4)
+        samples = [snap(t, 0.1 * t, proc(10, 0.1 * t, comm="postgres", fds=fds)) for t in (-0.5, 0.5, 1.5)]
+        (x,) = vectorize_many([w for w in windows_from_trace(trace(rows, samples), POLICY) if w.count], spec)
+        assert bool(offline_mask(spec.names, x)[0]) is (inet == listen)
+        return feat(x, spec, "res.sockets_inet")
+
+    assert sockets(2, 2) == 0  # listening on IPv4 and IPv6: offline
+    assert sockets(3, 2) == 1  # and one connection (a pool?)
+    assert sockets(2, 0) == 2  # an older collector: unknown, counted
+    with pytest.raises(ValueError, match="cannot exceed"):
+        FdCounts(socket_inet=1, socket_listen=2)
+
+
+def test_an_unreadable_fd_table_is_unknown_and_never_gated() -> None:
+    """A process whose fd table the collector could not read (``fds`` null), or a sample that left processes
+    out, makes the pod's socket count unknown (NaN): the network gate must not take that for "no socket"."""
+    from minerlens_core.features.gates import offline_mask
+
+    spec = FeatureSpec.build(POLICY)
+    rows = [(0.1 * i, "futex", 10, 10, "xmrig", None) for i in range(15)]
+
+    def gated(*, fds: FdCounts | None, omitted: int = 0) -> tuple[bool, float]:
+        samples = []
+        for t in (-0.5, 0.5, 1.5):
+            s = snap(t, 1.9 * t, proc(10, 1.9 * t, comm="xmrig", fds=fds))
+            samples.append(s.model_copy(update={"processes_omitted": omitted}))
+        (x,) = vectorize_many([w for w in windows_from_trace(trace(rows, samples), POLICY) if w.count], spec)
+        return bool(offline_mask(spec.names, x)[0]), feat(x, spec, "res.sockets_inet")
+
+    assert gated(fds=FdCounts(file=3)) == (True, 0.0)  # read, and truly no socket: offline
+    closed, inet = gated(fds=None)
+    assert not closed
+    assert math.isnan(inet)
+    closed, inet = gated(fds=FdCounts(file=3), omitted=300)
+    assert not closed
+    assert math.isnan(inet)

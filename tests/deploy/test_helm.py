@@ -376,6 +376,7 @@ def test_collector_host_paths_and_capabilities_follow_the_values() -> None:
     assert host["tracefs"] == "/sys/kernel/debug/tracing"
     (c,) = pod_spec(ds)["containers"]
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
+    assert "allowPrivilegeEscalation" not in c["securityContext"]  # the API refuses false with SYS_ADMIN
 
 
 def test_autoscaling_off_and_bounds_checked() -> None:

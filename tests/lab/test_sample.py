@@ -68,3 +68,19 @@ def test_sampling_keeps_the_samples_around_the_slice(tmp_path: Path) -> None:
     assert sum(t < lo for t in kept) == 1
     assert sum(t > hi for t in kept) == 1
     assert [t for t in kept if lo <= t <= hi] == [s.sample.ts_ns for s in samples if lo <= s.sample.ts_ns <= hi]
+
+
+def test_selecting_runs_keeps_a_verifiable_dataset_without_the_superseded_ones(tmp_path: Path) -> None:
+    """`lab select`: the miner runs but one family, and a named benign workload, with their traces unchanged."""
+    from minerlens_lab.select import select_runs
+
+    runs = [r for r in load_manifest(SAMPLE).runs if r.status == "ok"]
+    family = next(r.family for r in runs if r.label == "miner")
+    benign = next(r.workload for r in runs if r.label == "benign")
+    n = select_runs(SAMPLE, tmp_path / "s", workloads=f"miner,{benign}", exclude=family)
+    kept = load_manifest(tmp_path / "s")
+    assert verify(tmp_path / "s") == []
+    want = {r.file for r in runs if (r.label == "miner" and r.family != family) or r.workload == benign}
+    assert {r.file for r in kept.runs} == want
+    assert n == len(want) > 0
+    assert kept.options["select"] == {"source": str(SAMPLE), "workloads": f"miner,{benign}", "exclude": family}

@@ -26,13 +26,20 @@ def select(pattern: str | None, subset: str | None = None) -> list[Workload]:
     return filter_workloads(list(catalog().values()), pattern, subset)
 
 
+def patterns(pattern: str | None) -> list[str]:
+    """The globs of a comma-separated ``--workloads`` value."""
+    return [p.strip() for p in (pattern or "").split(",") if p.strip()]
+
+
+def matches(pats: list[str], name: str, family: str, label: str) -> bool:
+    """Whether one of ``pats`` matches a workload's name or family (globs) or is its label; none: all match."""
+    return not pats or any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(family, p) or label == p for p in pats)
+
+
 def filter_workloads(workloads: list[Workload], pattern: str | None, subset: str | None = None) -> list[Workload]:
-    pats = [p.strip() for p in (pattern or "").split(",") if p.strip()]
+    pats = patterns(pattern)
     return [
-        w
-        for w in workloads
-        if (not pats or any(fnmatch.fnmatch(w.name, p) or fnmatch.fnmatch(w.family, p) or w.label == p for p in pats))
-        and (subset is None or subset in w.subsets)
+        w for w in workloads if matches(pats, w.name, w.family, w.label) and (subset is None or subset in w.subsets)
     ]
 
 

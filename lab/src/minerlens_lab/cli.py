@@ -215,6 +215,23 @@ def sample_cmd(
     console.print(f"[green]ok[/]: {n} traces sampled into {out}")
 
 
+@lab_app.command("select")
+def select_cmd(
+    source: Annotated[Path, typer.Argument(help="dataset directory written by 'lab run'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where to write the selected dataset")],
+    workloads: WorkloadsOpt = None,
+    exclude: Annotated[
+        str | None, typer.Option(help="comma-separated globs on name/family, or a label: runs left out")
+    ] = None,
+) -> None:
+    """Keep some runs of a dataset (those a later capture supersedes left out), with its own manifest."""
+    from minerlens_lab.select import select_runs
+
+    n = select_runs(source, out, workloads, exclude)
+    _verified(out)
+    console.print(f"[green]ok[/]: {n} runs of {source} selected into {out}")
+
+
 @lab_app.command("fetch")
 def fetch_cmd(
     workloads: WorkloadsOpt = None,

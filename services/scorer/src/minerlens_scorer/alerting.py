@@ -79,11 +79,14 @@ class AlertEngine:
         emit: Callable[[AlertEvent], DetectionFinding],
         clock: Callable[[], float] = time.time,
         suppressor: Callable[[Subject], SuppressionRule | None] | None = None,
+        on_suppressed: Callable[[str], None] | None = None,
     ) -> None:
         self.policy = policy
         self._emit = emit
         self._clock = clock
         self._suppressor = suppressor
+        self._on_suppressed = on_suppressed
+        """called with the rule id each time a rule withholds a window (the service's metric)"""
         self.suppressed: dict[str, int] = {}
         """scored windows, per rule id, that would have opened (or kept open) an alert a rule covers"""
         self.pods: dict[str, PodState] = {}
@@ -158,6 +161,8 @@ class AlertEngine:
         rule = self._suppressor(subject) if self._suppressor is not None else None
         if rule is not None:
             self.suppressed[rule.id] = self.suppressed.get(rule.id, 0) + 1
+            if self._on_suppressed is not None:
+                self._on_suppressed(rule.id)
         return rule
 
     def expire(self, now: float | None = None) -> list[DetectionFinding]:

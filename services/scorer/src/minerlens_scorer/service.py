@@ -118,6 +118,7 @@ class ScorerService:
         self.engine = AlertEngine(
             self.policy, FindingFactory(self.policy, product_version, settings.explain_base_url),
             suppressor=self.suppressions.rules.match,
+            on_suppressed=lambda rule_id: self.metrics.suppressed.labels(rule_id).inc(),
         )  # fmt: skip
         self.repository = ModelRepository(
             settings.models_dir,
@@ -286,12 +287,8 @@ class ScorerService:
                 Outgoing(self.settings.verdicts_topic, o.envelope.key, o.model_dump_json().encode(), message_headers(o))
             )
         replays = self.engine.replays
-        suppressed = dict(self.engine.suppressed)
         findings = self.engine.observe_many(verdicts, now)
         self.metrics.windows.labels("replay").inc(self.engine.replays - replays)
-        for rule_id, n in self.engine.suppressed.items():
-            if n > suppressed.get(rule_id, 0):
-                self.metrics.suppressed.labels(rule_id).inc(n - suppressed.get(rule_id, 0))
         out += [self._finding(f) for f in findings]
         out += self._state()
         return out

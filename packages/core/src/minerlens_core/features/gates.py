@@ -1,7 +1,8 @@
 """Decision gates: facts about a window that rule mining out whatever the model's score.
 
-A miner needs its pool: a pod (or process) that holds no internet socket and made no socket I/O during
-a window cannot be talking stratum in it. The **network gate** turns such a window's decision into
+A miner needs its pool: a pod (or process) that holds no internet socket (listening sockets aside: a
+server's listening socket connects it to nothing) and made no socket I/O during a window cannot be
+talking stratum in it. The **network gate** turns such a window's decision into
 *benign* (its score is kept and shown); it applies only where the collector measured the pod's open
 file descriptors (``res.has`` = 1: live capture with resource samples). Imported traces and windows
 without samples (``res.has`` = 0) are never gated: their network is unknown.
@@ -45,8 +46,9 @@ def offline_mask(names: Sequence[str], X: npt.ArrayLike) -> Bool:
     """Per row of ``X`` (laid out as ``names``): True when the window measurably had no network.
 
     True needs resource samples (``res.has`` = 1), ``res.sockets_inet`` = 0 (no TCP/UDP socket open in the
-    pod, or the process for a process window) and no socket I/O (``io.socket_per_s``, ``io.inet_per_s``:
-    socket-only calls and I/O on socket fds; NaN counts as none). Anything unknown or missing: False.
+    pod, or the process for a process window, but listening ones; NaN: the fd table was unreadable) and no
+    socket I/O (``io.socket_per_s``, ``io.inet_per_s``: socket-only calls and I/O on socket fds; NaN counts
+    as none). Anything unknown or missing: False.
     """
     X2 = np.atleast_2d(np.asarray(X))
     if not can_gate(names):

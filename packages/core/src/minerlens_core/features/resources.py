@@ -44,7 +44,8 @@ class ResourceUse:
     """mean number of runnable threads over the window's samples"""
     memory_bytes: float
     hugetlb_bytes: float
-    fds: FdCounts
+    fds: FdCounts | None
+    """None: not known (an fd table was unreadable, or the sample left processes out)"""
     processes: int
     top: ProcessUse | None
     """the process that used the most CPU (the one to name in an alert)"""
@@ -56,14 +57,19 @@ def _delta(a: int | None, b: int | None, dt_s: float) -> float:
     return max(b - a, 0) / 1e9 / dt_s
 
 
-def _fd_sum(ps: Sequence[ProcessSample]) -> FdCounts:
+def _fd_sum(ps: Sequence[ProcessSample], omitted: int = 0) -> FdCounts | None:
+    """The fds of all of ``ps``; None (unknown) when one fd table was unreadable or processes were left out."""
+    if omitted or any(p.fds is None for p in ps):
+        return None
+    fds = [p.fds for p in ps if p.fds is not None]
     return FdCounts(
-        file=sum(p.fds.file for p in ps),
-        socket_inet=sum(p.fds.socket_inet for p in ps),
-        socket_other=sum(p.fds.socket_other for p in ps),
-        pipe=sum(p.fds.pipe for p in ps),
-        anon=sum(p.fds.anon for p in ps),
-        device=sum(p.fds.device for p in ps),
+        file=sum(f.file for f in fds),
+        socket_inet=sum(f.socket_inet for f in fds),
+        socket_other=sum(f.socket_other for f in fds),
+        pipe=sum(f.pipe for f in fds),
+        anon=sum(f.anon for f in fds),
+        device=sum(f.device for f in fds),
+        socket_listen=sum(f.socket_listen for f in fds),
     )
 
 
@@ -140,7 +146,7 @@ def summarise(
             running=running,
             memory_bytes=float(memory),
             hugetlb_bytes=float(huge),
-            fds=_fd_sum(last.processes),
+            fds=_fd_sum(last.processes, last.processes_omitted),
             processes=len(last.processes) + last.processes_omitted,
             top=_top(last, cpu),
         )

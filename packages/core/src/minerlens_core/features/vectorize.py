@@ -149,11 +149,12 @@ def _res_block(ws: Sequence[Window], n: F64, nc: F64, secs: F64) -> F64:
         if r is None:
             continue
         f = r.fds
+        fds = (f.socket_inet - f.socket_listen, f.socket_other, f.file, f.pipe, f.anon) if f else (np.nan,) * 5
         out[i] = (
             1.0, r.cpu_cores, r.throttled_cores, r.threads, r.running,
             r.running / r.threads if r.threads > 0 else np.nan, np.nan, np.nan,
             np.log10(1 + r.memory_bytes / 2**20), np.log10(1 + r.hugetlb_bytes / 2**20),
-            f.socket_inet, f.socket_other, f.file, f.pipe, f.anon, r.processes,
+            *fds, r.processes,
         )  # fmt: skip
     cpu_s = out[:, 1] * secs
     out[:, 6] = _log_per(n, cpu_s)

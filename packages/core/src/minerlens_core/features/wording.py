@@ -221,7 +221,7 @@ _FIXED = {
     ),
     "res.log_memory_mb": Wording("memory", "{value} of memory", LOG_MB),
     "res.log_hugetlb_mb": Wording("memory in huge pages", "{value} in huge pages", LOG_MB),
-    "res.sockets_inet": Wording("TCP/UDP sockets open", "{value} TCP/UDP sockets open"),
+    "res.sockets_inet": Wording("TCP/UDP sockets open (listening ones aside)", "{value} TCP/UDP sockets open"),
     "res.sockets_other": Wording("other sockets open (unix, netlink)", "{value} other sockets open (unix, netlink)"),
     "res.files": Wording("files open", "{value} files open"),
     "res.pipes": Wording("pipes open", "{value} pipes open"),

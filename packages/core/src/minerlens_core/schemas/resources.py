@@ -60,6 +60,18 @@ class FdCounts(BaseModel):
     pipe: Small = 0
     anon: Small = 0
     device: Small = 0
+    socket_listen: Small = Field(
+        default=0,
+        description="TCP sockets in the LISTEN state, counted in socket_inet too (a server's listening socket "
+        "says nothing about a connection to a pool); 0 where the collector could not tell (older collectors)",
+    )
+
+    @model_validator(mode="after")
+    def _listen_within_inet(self) -> Self:
+        if self.socket_listen > self.socket_inet:
+            msg = "socket_listen counts inet sockets: it cannot exceed socket_inet"
+            raise ValueError(msg)
+        return self
 
     @property
     def total(self) -> int:
@@ -79,7 +91,11 @@ class ProcessSample(BaseModel):
     running: Small = Field(default=0, description="threads in state R (running or runnable)")
     rss_bytes: Counter = 0
     hugetlb_bytes: Counter = Field(default=0, description="HugetlbPages")
-    fds: FdCounts = Field(default_factory=FdCounts)
+    fds: FdCounts | None = Field(
+        default_factory=FdCounts,
+        description="open fds by kind; null: the collector could not read the fd table (then the pod's socket "
+        "count is unknown and the network gate never applies to it)",
+    )
 
 
 class ResourceSnapshot(BaseModel):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from minerlens_core.schemas.resources import MAX_PROCESSES, FdCounts, ProcessSample, ResourceSnapshot
+from minerlens_core.schemas.resources import MAX_PROCESSES, ProcessSample, ResourceSnapshot
 
 from minerlens_collector.agent.cgroup_stats import CgroupCounters, CgroupReader
 from minerlens_collector.agent.fds import MAX_FDS, NetInodes, scan_fds
@@ -202,5 +202,5 @@ class ResourceSampler:
             running=min(running or 0, _SMALL_MAX),
             rss_bytes=memory.rss_bytes if memory else 0,
             hugetlb_bytes=memory.hugetlb_bytes if memory else 0,
-            fds=fds.counts() if fds is not None else FdCounts(),
+            fds=fds.counts() if fds is not None else None,
         )

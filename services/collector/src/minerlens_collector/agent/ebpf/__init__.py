@@ -27,9 +27,8 @@ def probe(cgroup_root: Path = Path("/sys/fs/cgroup"), obj: Path = DEFAULT_OBJECT
     prog = BpfProgram(obj, sample_budget=0)
     try:
         prog.open()
-    except BpfError as e:
-        who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()} (needs CAP_BPF + CAP_PERFMON)"
-        return f"the kernel refused the program as {who}: {e}"
+    except BpfError as e:  # an EPERM names the missing capabilities (libbpf.permission_hint)
+        return f"the kernel refused the program (uid {os.geteuid()}): {e}"
     finally:
         prog.close()
     return None

@@ -138,7 +138,8 @@ class BpfProgram:
         self._obj = check_ptr(b.bpf_object__open_file(str(self.path).encode(), None), f"open {self.path}")
         try:
             self._open_maps(b)
-            check(b.bpf_object__load(self._obj), "load (verifier log above, on stderr)")
+            rc = b.bpf_object__load(self._obj)
+            check(rc, "load" if rc == -errno.EPERM else "load (verifier log above, on stderr)")
             for name in (*_LAYOUT, L.MAP_SAMPLES):
                 self._fds[name] = check(b.bpf_map__fd(self._map(name)), f"fd of {name}")
             prog = check_ptr(b.bpf_object__find_program_by_name(self._obj, L.PROGRAM.encode()), L.PROGRAM)

@@ -10,6 +10,12 @@ Kernel facts this code relies on (checked on 6.18):
 * A write of a pid that does not exist is accepted silently; a malformed one gives EINVAL and then
   nothing of that write is applied. Python's ``open(path, "a")`` fails with EINVAL on this file
   (its seek to the end), so appending uses ``os.open(O_WRONLY | O_APPEND)``.
+
+Permissions (measured in tests/collector/test_capabilities_live.py): creating an instance, configuring it
+and reading its ``trace_pipe_raw`` are gated by file permissions only (tracefs is ``0700 root``): uid 0
+needs no capability at all, another uid needs CAP_DAC_OVERRIDE; CAP_SYS_ADMIN is needed only to mount
+tracefs. Access is therefore checked with the effective ids and capabilities (``faccessat(AT_EACCESS)``),
+not with ``access()``, which ignores a non-root process's capabilities.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ log = logging.getLogger(__name__)
 TRACEFS_CANDIDATES = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 _CLOCKS = {"mono": time.CLOCK_MONOTONIC, "boot": time.CLOCK_BOOTTIME}
 _EMPTY_PID_SET = "0"
+_NO_PERMISSION = (
+    "run the collector as uid 0 (tracefs files belong to root; no capability is needed then) "
+    "or with CAP_DAC_OVERRIDE; CAP_SYS_ADMIN alone does not help"
+)
+
+
+def _may(path: Path, mode: int) -> bool:
+    """``access()`` with the effective uid and capabilities (what an open or mkdir will be judged by)."""
+    return os.access(path, mode, effective_ids=os.access in os.supports_effective_ids)
 
 
 def _mount_tracefs(target: Path) -> bool:
@@ -43,8 +58,8 @@ def _mount_tracefs(target: Path) -> bool:
 def find_tracefs(mount: bool = True) -> Path:
     """The tracefs mount point; mounts it at /sys/kernel/tracing when absent and ``mount`` is set."""
     for path in TRACEFS_CANDIDATES:
-        if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
-            msg = f"no permission to use tracefs at {path}: run the collector as root (or with CAP_SYS_ADMIN)"
+        if path.is_dir() and not _may(path, os.R_OK | os.X_OK):
+            msg = f"no permission to use tracefs at {path} (uid {os.geteuid()}): {_NO_PERMISSION}"
             raise CaptureError(msg)
         if (path / "instances").is_dir():
             return path
@@ -52,7 +67,7 @@ def find_tracefs(mount: bool = True) -> Path:
         return TRACEFS_CANDIDATES[0]
     msg = (
         "tracefs is not mounted (looked in /sys/kernel/tracing and /sys/kernel/debug/tracing); "
-        "mount it with `mount -t tracefs nodev /sys/kernel/tracing` (needs root / CAP_SYS_ADMIN)"
+        "mount it with `mount -t tracefs nodev /sys/kernel/tracing` (needs CAP_SYS_ADMIN)"
     )
     raise CaptureError(msg)
 
@@ -62,7 +77,7 @@ def is_available() -> bool:
     for path in TRACEFS_CANDIDATES:
         inst = path / "instances"
         if inst.is_dir():
-            ok = os.access(inst, os.W_OK | os.X_OK)
+            ok = _may(inst, os.W_OK | os.X_OK)
             return ok and (path / "events" / "raw_syscalls" / "sys_enter").is_dir()
     return False
 
@@ -119,7 +134,7 @@ class TracefsInstance:
         try:
             self.path.mkdir()
         except PermissionError as exc:
-            msg = f"not permitted to create tracefs instance {self.path} (run as root / CAP_SYS_ADMIN)"
+            msg = f"not permitted to create tracefs instance {self.path} (uid {os.geteuid()}): {_NO_PERMISSION}"
             raise CaptureError(msg) from exc
         except OSError as exc:
             msg = f"cannot create tracefs instance {self.path}: {exc.strerror or exc}"
