@@ -15,6 +15,7 @@ from minerlens_core.schemas.windows import FeatureWindow
 from minerlens_core.settings import KafkaSettings
 from minerlens_core.suppressions import SuppressionRule
 from minerlens_explainer.feedback_export import export_feedback
+from minerlens_explainer.naming import PodKey
 from minerlens_explainer.settings import ExplainerSettings
 
 from tests.explainer.conftest import Tokens, serve
@@ -146,10 +147,20 @@ async def test_feedback_on_an_alert(
         assert [f["id"] for f in listed["feedback"]] == [fb["id"]]
         assert (await c.get("/v1/feedback?alert_id=other", headers=tokens.auth())).json()["count"] == 0
 
+        # the pod store's windows expire (WINDOW_TTL_S after the pod's last message); the judged ones were pinned
+        store = api.runtime.store
+        gone = [k for k in await store.link.call(lambda r: r.keys(f"{store.prefix}pod:*")) if k.endswith(b":wb")]
+        assert gone
+        await store.link.call(lambda r: r.delete(*gone))
+        assert await store.window(PodKey("team-a", "miner-1"), miner_windows[3].window_id) is None
+
         out = tmp_path / "feedback.jsonl"
         counts = await export_feedback(api.runtime.ops, api.runtime.store, out)
         lines = [json.loads(line) for line in out.read_text().splitlines()]
         assert {x["window"]["window_id"] for x in lines} == {w.window_id for w in miner_windows[2:5]}
+        assert [x["window"]["features"] for x in lines if x["window"]["window_id"] == miner_windows[3].window_id] == [
+            json.loads(miner_windows[3].model_dump_json())["features"]
+        ]
         assert {x["label"] for x in lines} == {0}  # a false positive: benign windows
         assert counts.missing == 0
         assert counts.by_label == {0: 3}

@@ -193,6 +193,12 @@ def _load(data: list[Path], spec: FeatureSpec, *, sequences: bool, order_only: b
     return ds
 
 
+FeedbackOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--feedback", help="`minerlens explainer feedback-export` files: operator-judged windows, trained on"),
+]
+
+
 def train_cmd(
     data: Annotated[list[Path], typer.Option("--data", help="lab dataset directory (repeat to join datasets)")],
     out: Annotated[Path, typer.Option("--out", "-o", help="model artifact directory to write")],
@@ -208,6 +214,7 @@ def train_cmd(
     quiet_twins: QuietTwins = False,
     calibration: CalibrationOpt = "oof",
     gate: Gate = "none",
+    feedback: FeedbackOpt = None,
 ) -> None:
     """Fit a detector on every window of a dataset, set its threshold, write a verified ONNX artifact.
 
@@ -247,17 +254,34 @@ def train_cmd(
     if quiet:
         console.print(f"quiet twins: {twins} windows also without syscall identities")
     how = _calibration(calibration)
+    groups = calibration_groups(ds, src, how)
+    judged, n_fb, m_fb = "", 0, 0
+    if feedback:
+        from minerlens_training.feedback import FeedbackError, add_feedback
+
+        if det.input_kind == "sequence" or order_only:
+            msg = "--feedback holds feature windows of time-window specs: not for sequence or count models"
+            raise typer.BadParameter(msg)
+        try:
+            inputs, y, groups, eligible, fb = add_feedback(
+                feedback, spec, np.asarray(inputs, np.float32), y, groups, eligible, gate=gate, quiet=quiet
+            )
+        except (FeedbackError, OSError) as exc:
+            raise typer.BadParameter(str(exc)) from None
+        n_fb, m_fb, judged = len(fb.y), int(fb.y.sum()), fb.provenance
+        console.print(f"feedback: {fb.summary}")
     t0 = time.perf_counter()
     with _single_threaded():
         det.fit(inputs, y)
         console.print(f"fitted {name} in {time.perf_counter() - t0:.1f} s")
-        groups = calibration_groups(ds, src, how)
         threshold = calibrate(det, inputs, y, groups, fpr, how, eligible=eligible)
     info = TrainingData(
         manifest_sha256=ds.manifest_sha256,
-        source=ds.source + (" (order-only view: no timestamps, resource samples or fd kinds)" if order_only else ""),
-        windows=len(ds),
-        miner_windows=int(ds.y.sum()),
+        source=ds.source
+        + (" (order-only view: no timestamps, resource samples or fd kinds)" if order_only else "")
+        + judged,
+        windows=len(ds) + n_fb,
+        miner_windows=int(ds.y.sum()) + m_fb,
         runs=len(ds.runs),
     )
     source = {

@@ -3,10 +3,11 @@ holds (``minerlens explainer feedback-export``).
 
 A line is ``{"label": 1|0, "judgement": "miner"|"false_positive", "feedback_id", "alert_id", "by", "at",
 "reason", "window": <FeatureWindow>}``: every window of a judged alert (its windows over the threshold and the
-one that opened it) gets the alert's label (1: a confirmed miner, 0: a false positive). Windows expire from the
-pod store ``WINDOW_TTL_S`` after the pod's last message, so feedback given later exports fewer (or no) windows;
-they are counted as ``missing``. Raw syscalls are not in the store (only the window's features and its
-syscall-id sequence tail).
+one that opened it) gets the alert's label (1: a confirmed miner, 0: a false positive). The judged windows are
+pinned with the judgement when it is given (``OperatorStore.add_feedback``), so they outlive the pod store's
+``WINDOW_TTL_S``; a window that was already gone from the pod store then (or judgements stored before pinning
+existed, whose windows expired) is counted as ``missing``. Raw syscalls are not in the store (only the window's
+features and its syscall-id sequence tail).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from minerlens_core.schemas.windows import FeatureWindow
+
 from minerlens_explainer.naming import PodKey
 from minerlens_explainer.operator_store import MAX_FEEDBACK_LISTED, OperatorStore
-from minerlens_explainer.store import PodStore
+from minerlens_explainer.store import PodStore, parse_stored
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,12 @@ async def export_feedback(ops: OperatorStore, pods: PodStore, out: Path) -> Expo
             label = 1 if fb.label == "miner" else 0
             key = PodKey(fb.namespace, fb.pod)
             ids = list(dict.fromkeys([*([fb.window_id] if fb.window_id else []), *fb.window_ids]))
+            pinned = await ops.pinned_windows(fb.id)
             for wid in ids:
                 if wid in seen:  # judged twice: the newest judgement wins
                     continue
                 seen.add(wid)
-                window = await pods.window(key, wid)
+                window = parse_stored(FeatureWindow, pinned[wid]) if wid in pinned else await pods.window(key, wid)
                 if window is None:
                     missing += 1
                     continue

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from minerlens_explainer.http_errors import ApiError
 from minerlens_explainer.naming import PodKey
 from minerlens_explainer.operator_models import Actor, Feedback, FeedbackRequest, OperatorAudit, SuppressionRequest
-from minerlens_explainer.operator_store import OperatorStore, TooManyRules
+from minerlens_explainer.operator_store import MAX_PINNED_WINDOWS, OperatorStore, TooManyRules
 from minerlens_explainer.publishing import Publisher, PublishFailed
 from minerlens_explainer.redis_link import RedisUnavailable
 from minerlens_explainer.store import PodStore
@@ -107,7 +107,13 @@ class OperatorActions:
             model=f"{model.name}@{model.version}" if model else None, by=actor,
         )  # fmt: skip
         try:
-            await self.ops.add_feedback(fb)
+            judged = list(dict.fromkeys([*([fb.window_id] if fb.window_id else []), *fb.window_ids]))
+            pinned = {}
+            for wid in judged[:MAX_PINNED_WINDOWS]:
+                window = await self.pods.window(pod, wid)
+                if window is not None:
+                    pinned[wid] = window.model_dump_json()
+            await self.ops.add_feedback(fb, pinned)
         except RedisUnavailable as exc:
             raise _unavailable(exc) from None
         try:

@@ -6,9 +6,13 @@ Layout under the key prefix ``P``::
     P feedback            hash  feedback id -> Feedback JSON
     P feedback:t          zset  feedback id -> when (ms)
     P feedback:a:<alert>  set   feedback ids of one alert
+    P feedback:w:<id>     hash  window id -> FeatureWindow JSON: the judged windows, pinned when the judgement
+                                is stored (the pod store's copies expire; these stay for retraining)
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from minerlens_core.suppressions import MAX_RULES, SuppressionRule
 from redis.asyncio import Redis
@@ -18,6 +22,8 @@ from minerlens_explainer.redis_link import RedisLink
 from minerlens_explainer.store import parse_stored, text_of
 
 MAX_FEEDBACK_LISTED = 1000
+MAX_PINNED_WINDOWS = 64
+"""windows pinned per judgement (an alert's windows over the threshold are bounded by the scorer's k-of-n)"""
 
 
 class TooManyRules(ValueError):
@@ -59,10 +65,15 @@ class OperatorStore:
 
     # ---- feedback ------------------------------------------------------------------------------------
 
-    async def add_feedback(self, fb: Feedback) -> None:
+    async def add_feedback(self, fb: Feedback, windows: Mapping[str, str] | None = None) -> None:
+        """Store a judgement and, pinned with it, the JSON of the windows it judges (``window id -> JSON``)."""
+
         async def run(r: Redis) -> None:
             async with r.pipeline(transaction=True) as p:
                 p.hset(f"{self.prefix}feedback", fb.id, fb.model_dump_json())
+                if windows:
+                    # redis' stubs want a Mapping of the wider key/value union (dict is invariant)
+                    p.hset(f"{self.prefix}feedback:w:{fb.id}", mapping=dict(windows))  # type: ignore[arg-type]
                 p.zadd(f"{self.prefix}feedback:t", {fb.id: int(fb.at.timestamp() * 1000)})
                 if fb.alert_id:
                     p.sadd(f"{self.prefix}feedback:a:{fb.alert_id}", fb.id)
@@ -76,6 +87,7 @@ class OperatorStore:
         async def run(r: Redis) -> None:
             async with r.pipeline(transaction=True) as p:
                 p.hdel(f"{self.prefix}feedback", fb.id)
+                p.delete(f"{self.prefix}feedback:w:{fb.id}")
                 p.zrem(f"{self.prefix}feedback:t", fb.id)
                 if fb.alert_id:
                     p.srem(f"{self.prefix}feedback:a:{fb.alert_id}", fb.id)
@@ -99,3 +111,8 @@ class OperatorStore:
             return sorted(items, key=lambda f: f.at, reverse=True)[:limit]
 
         return await self.link.call(run)
+
+    async def pinned_windows(self, feedback_id: str) -> dict[str, bytes | str]:
+        """The windows pinned with a judgement: window id -> stored JSON."""
+        raw = await self.link.call(lambda r: r.hgetall(f"{self.prefix}feedback:w:{feedback_id}"))
+        return {text_of(k): v for k, v in raw.items()}
