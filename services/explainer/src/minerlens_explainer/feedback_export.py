@@ -42,7 +42,7 @@ async def export_feedback(ops: OperatorStore, pods: PodStore, out: Path) -> Expo
         for fb in items:
             label = 1 if fb.label == "miner" else 0
             key = PodKey(fb.namespace, fb.pod)
-            ids = list(dict.fromkeys([*([fb.window_id] if fb.window_id else []), *fb.window_ids]))
+            ids = fb.judged_window_ids
             pinned = await ops.pinned_windows(fb.id)
             for wid in ids:
                 if wid in seen:  # judged twice: the newest judgement wins

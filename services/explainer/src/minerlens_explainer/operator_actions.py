@@ -107,7 +107,7 @@ class OperatorActions:
             model=f"{model.name}@{model.version}" if model else None, by=actor,
         )  # fmt: skip
         try:
-            judged = list(dict.fromkeys([*([fb.window_id] if fb.window_id else []), *fb.window_ids]))
+            judged = fb.judged_window_ids
             pinned = {}
             for wid in judged[:MAX_PINNED_WINDOWS]:
                 window = await self.pods.window(pod, wid)

@@ -61,6 +61,11 @@ class Feedback(BaseModel):
     by: Actor
     at: AwareDatetime = Field(default_factory=utcnow)
 
+    @property
+    def judged_window_ids(self) -> list[str]:
+        """The windows this judgement labels: the one that opened the alert, then its windows over the threshold."""
+        return list(dict.fromkeys([*([self.window_id] if self.window_id else []), *self.window_ids]))
+
 
 class FeedbackList(BaseModel):
     feedback: list[Feedback]
